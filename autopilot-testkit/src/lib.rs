@@ -1,1 +1,2 @@
 //! In-process Kubernetes API server.
+pub mod prometheus;
