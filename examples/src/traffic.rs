@@ -51,6 +51,8 @@ impl Default for Health {
 pub struct Workload {
     /// The Deployment name, as the mesh labels its telemetry.
     pub name: String,
+    /// The Service in front of it, naming Envoy's upstream cluster (defaults to `name`).
+    pub service: String,
     /// Percent of requests routed to it.
     pub weight: u8,
     /// How it answers.
@@ -60,11 +62,20 @@ pub struct Workload {
 impl Workload {
     /// A workload with a name, a routing weight in percent and a health profile.
     pub fn new(name: impl Into<String>, weight: u8, health: Health) -> Self {
+        let name = name.into();
         Self {
-            name: name.into(),
+            service: name.clone(),
+            name,
             weight,
             health,
         }
+    }
+
+    /// Names the Service in front of the workload (Envoy labels its telemetry by Service).
+    #[must_use]
+    pub fn behind_service(mut self, service: impl Into<String>) -> Self {
+        self.service = service.into();
+        self
     }
 }
 
@@ -75,6 +86,7 @@ const BUCKETS_MS: [f64; 14] = [
 
 #[derive(Clone, Debug, Default)]
 struct WorkloadTelemetry {
+    service: String,
     ok: u64,
     failed: u64,
     /// Cumulative counts per bucket of `BUCKETS_MS`, then `+Inf`.
@@ -122,6 +134,7 @@ impl WorkloadTelemetry {
 #[derive(Clone, Debug)]
 pub struct TrafficSimulator {
     namespace: String,
+    port: u16,
     requests_per_tick: u64,
     workloads: Arc<Mutex<BTreeMap<String, WorkloadTelemetry>>>,
 }
@@ -131,9 +144,18 @@ impl TrafficSimulator {
     pub fn new(namespace: impl Into<String>, requests_per_tick: u64) -> Self {
         Self {
             namespace: namespace.into(),
+            port: 80,
             requests_per_tick,
             workloads: Arc::default(),
         }
+    }
+
+    /// Sets the Service port that names Envoy's upstream clusters (`<namespace>_<service>_<port>`;
+    /// default 80).
+    #[must_use]
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
     }
 
     /// Sends one batch of requests, split by weight (weights are percentages of the batch).
@@ -145,6 +167,7 @@ impl TrafficSimulator {
         for workload in workloads {
             let requests = self.requests_per_tick * u64::from(workload.weight.min(100)) / 100;
             let entry = telemetry.entry(workload.name.clone()).or_default();
+            entry.service.clone_from(&workload.service);
             if requests > 0 {
                 entry.record(requests, workload.health);
             }
@@ -160,20 +183,20 @@ impl TrafficSimulator {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         let ns = &self.namespace;
+        let port = self.port;
         let mut out = String::new();
-        let histogram =
-            |out: &mut String, name: &str, labels: &str, data: &WorkloadTelemetry| {
-                for (bound, count) in BUCKETS_MS.iter().zip(&data.buckets) {
-                    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");
-                }
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{{{labels},le=\"+Inf\"}} {}",
-                    data.total()
-                );
-                let _ = writeln!(out, "{name}_sum{{{labels}}} {}", data.latency_sum_ms);
-                let _ = writeln!(out, "{name}_count{{{labels}}} {}", data.total());
-            };
+        let histogram = |out: &mut String, name: &str, labels: &str, data: &WorkloadTelemetry| {
+            for (bound, count) in BUCKETS_MS.iter().zip(&data.buckets) {
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");
+            }
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels},le=\"+Inf\"}} {}",
+                data.total()
+            );
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {}", data.latency_sum_ms);
+            let _ = writeln!(out, "{name}_count{{{labels}}} {}", data.total());
+        };
 
         out.push_str("# TYPE istio_requests_total counter\n");
         for (workload, data) in &telemetry {
@@ -214,17 +237,18 @@ impl TrafficSimulator {
         }
 
         out.push_str("# TYPE envoy_cluster_upstream_rq counter\n");
-        for (workload, data) in &telemetry {
+        for data in telemetry.values() {
+            let service = &data.service;
             for (code, count) in [("200", data.ok), ("500", data.failed)] {
                 let _ = writeln!(
                     out,
-                    "envoy_cluster_upstream_rq{{envoy_cluster_name=\"{ns}-{workload}\",envoy_response_code=\"{code}\"}} {count}"
+                    "envoy_cluster_upstream_rq{{envoy_cluster_name=\"{ns}_{service}_{port}\",envoy_response_code=\"{code}\"}} {count}"
                 );
             }
         }
         out.push_str("# TYPE envoy_cluster_upstream_rq_time histogram\n");
-        for (workload, data) in &telemetry {
-            let labels = format!("envoy_cluster_name=\"{ns}-{workload}\"");
+        for data in telemetry.values() {
+            let labels = format!("envoy_cluster_name=\"{ns}_{}_{port}\"", data.service);
             histogram(&mut out, "envoy_cluster_upstream_rq_time", &labels, data);
         }
         out
@@ -280,7 +304,7 @@ mod tests {
         for _ in 0..3 {
             traffic.tick(&[
                 Workload::new("app-primary", 80, Health::default()),
-                Workload::new("app", 20, bad),
+                Workload::new("app", 20, bad).behind_service("app-canary"),
             ]);
         }
         let text = traffic.exposition();
@@ -302,9 +326,9 @@ mod tests {
         assert_eq!(
             line_value(
                 &text,
-                r#"envoy_cluster_upstream_rq{envoy_cluster_name="ns-app-primary",envoy_response_code="200"}"#
+                r#"envoy_cluster_upstream_rq{envoy_cluster_name="ns_app-canary_80",envoy_response_code="500"}"#
             ),
-            2400.0
+            30.0
         );
     }
 
