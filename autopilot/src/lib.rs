@@ -1,1 +1,3 @@
 //! Autopilot.
+
+pub mod sinks;
