@@ -1,3 +1,4 @@
 //! Autopilot.
 
 pub mod sinks;
+pub mod sources;
