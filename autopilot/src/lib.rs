@@ -1,4 +1,5 @@
 //! Autopilot.
 
+pub mod manifests;
 pub mod sinks;
 pub mod sources;
