@@ -254,7 +254,7 @@ impl OperatorManifests {
             name: "operator".to_owned(),
             image: Some(self.image.clone()),
             args: Some(vec![
-                "--leader-election".to_owned(),
+                "--leader-election=true".to_owned(),
                 format!("--lease-namespace={}", self.namespace),
                 format!("--metrics-address=0.0.0.0:{}", self.metrics_port),
             ]),
