@@ -193,20 +193,33 @@ mod tests {
     #[test]
     fn every_builtin_parses_and_uses_the_three_variables() {
         for provider in Provider::ALL {
-            for metric in [BuiltinMetric::RequestSuccessRate, BuiltinMetric::RequestDuration] {
+            for metric in [
+                BuiltinMetric::RequestSuccessRate,
+                BuiltinMetric::RequestDuration,
+            ] {
                 let template = provider.query(metric);
                 let parsed = QueryTemplate::new(template.source()).unwrap();
                 let mut names = parsed.variables().unwrap();
                 names.sort();
-                assert_eq!(names, ["interval", "namespace", "target"], "{provider} {metric}");
+                assert_eq!(
+                    names,
+                    ["interval", "namespace", "target"],
+                    "{provider} {metric}"
+                );
             }
         }
     }
 
     #[test]
     fn istio_success_rate_renders_flaggers_shape() {
-        let vars = Variables::new().namespace("test").target("podinfo").interval("1m");
-        let q = Provider::Istio.query(BuiltinMetric::RequestSuccessRate).render(&vars).unwrap();
+        let vars = Variables::new()
+            .namespace("test")
+            .target("podinfo")
+            .interval("1m");
+        let q = Provider::Istio
+            .query(BuiltinMetric::RequestSuccessRate)
+            .render(&vars)
+            .unwrap();
         assert_eq!(
             q,
             "sum(rate(istio_requests_total{reporter=\"destination\", destination_workload_namespace=\"test\", \
@@ -218,9 +231,18 @@ mod tests {
 
     #[test]
     fn envoy_cluster_regex_escapes_only_the_values() {
-        let vars = Variables::new().namespace("te.st").target("pod").interval("30s");
-        let q = Provider::Envoy.query(BuiltinMetric::RequestDuration).render(&vars).unwrap();
-        assert!(q.contains(r#"envoy_cluster_name=~"te\\.st_pod-canary_[0-9a-zA-Z-]+""#), "{q}");
+        let vars = Variables::new()
+            .namespace("te.st")
+            .target("pod")
+            .interval("30s");
+        let q = Provider::Envoy
+            .query(BuiltinMetric::RequestDuration)
+            .render(&vars)
+            .unwrap();
+        assert!(
+            q.contains(r#"envoy_cluster_name=~"te\\.st_pod-canary_[0-9a-zA-Z-]+""#),
+            "{q}"
+        );
     }
 
     #[test]
@@ -229,7 +251,10 @@ mod tests {
             assert_eq!(provider.as_str().parse::<Provider>().unwrap(), provider);
         }
         assert_eq!("Gateway-API".parse::<Provider>().unwrap(), Provider::Envoy);
-        for metric in [BuiltinMetric::RequestSuccessRate, BuiltinMetric::RequestDuration] {
+        for metric in [
+            BuiltinMetric::RequestSuccessRate,
+            BuiltinMetric::RequestDuration,
+        ] {
             assert_eq!(metric.as_str().parse::<BuiltinMetric>().unwrap(), metric);
         }
         assert!("latency".parse::<BuiltinMetric>().is_err());

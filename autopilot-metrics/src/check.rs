@@ -33,12 +33,18 @@ pub struct ThresholdRange {
 impl ThresholdRange {
     /// Values of at least `min`.
     pub fn at_least(min: f64) -> Self {
-        Self { min: Some(min), max: None }
+        Self {
+            min: Some(min),
+            max: None,
+        }
     }
 
     /// Values of at most `max`.
     pub fn at_most(max: f64) -> Self {
-        Self { min: None, max: Some(max) }
+        Self {
+            min: None,
+            max: Some(max),
+        }
     }
 
     /// Whether `value` is accepted.
@@ -117,7 +123,11 @@ pub struct MetricCheck {
 impl MetricCheck {
     /// A check of a user-defined query.
     pub fn new(name: impl Into<String>, query: QueryTemplate, threshold: ThresholdRange) -> Self {
-        Self { name: name.into(), query, threshold }
+        Self {
+            name: name.into(),
+            query,
+            threshold,
+        }
     }
 
     /// A check of a built-in metric.
@@ -127,28 +137,51 @@ impl MetricCheck {
 
     /// Success rate (%) must be at least `min_percent`.
     pub fn success_rate(provider: Provider, min_percent: f64) -> Self {
-        Self::builtin(provider, BuiltinMetric::RequestSuccessRate, ThresholdRange::at_least(min_percent))
+        Self::builtin(
+            provider,
+            BuiltinMetric::RequestSuccessRate,
+            ThresholdRange::at_least(min_percent),
+        )
     }
 
     /// p99 request duration must be at most `max_ms` milliseconds.
     pub fn request_duration(provider: Provider, max_ms: f64) -> Self {
-        Self::builtin(provider, BuiltinMetric::RequestDuration, ThresholdRange::at_most(max_ms))
+        Self::builtin(
+            provider,
+            BuiltinMetric::RequestDuration,
+            ThresholdRange::at_most(max_ms),
+        )
     }
 
     /// Judges a value already read: `None` (no series) and NaN are [`Verdict::NoData`].
     pub fn judge(&self, observed: Option<f64>) -> CheckResult {
         let (verdict, reason) = match observed {
-            None => (Verdict::NoData, format!("{}: the query returned no data", self.name)),
+            None => (
+                Verdict::NoData,
+                format!("{}: the query returned no data", self.name),
+            ),
             Some(v) if v.is_nan() => (
                 Verdict::NoData,
-                format!("{}: the query returned NaN (no traffic in the interval?)", self.name),
+                format!(
+                    "{}: the query returned NaN (no traffic in the interval?)",
+                    self.name
+                ),
             ),
-            Some(v) if self.threshold.contains(v) => {
-                (Verdict::Pass, format!("{}: {v} is within {}", self.name, self.threshold))
-            }
-            Some(v) => (Verdict::Fail, format!("{}: {v} is outside {}", self.name, self.threshold)),
+            Some(v) if self.threshold.contains(v) => (
+                Verdict::Pass,
+                format!("{}: {v} is within {}", self.name, self.threshold),
+            ),
+            Some(v) => (
+                Verdict::Fail,
+                format!("{}: {v} is outside {}", self.name, self.threshold),
+            ),
         };
-        CheckResult { name: self.name.clone(), verdict, observed, reason }
+        CheckResult {
+            name: self.name.clone(),
+            verdict,
+            observed,
+            reason,
+        }
     }
 
     /// Renders the query, runs it at `time` (now when `None`) and judges the value. Every failure to get a
@@ -162,7 +195,12 @@ impl MetricCheck {
     /// println!("{:?}: {}", result.verdict, result.reason);
     /// # }
     /// ```
-    pub async fn run(&self, client: &PrometheusClient, vars: &Variables, time: Option<SystemTime>) -> CheckResult {
+    pub async fn run(
+        &self,
+        client: &PrometheusClient,
+        vars: &Variables,
+        time: Option<SystemTime>,
+    ) -> CheckResult {
         let value = match self.query.render(vars) {
             Ok(query) => client.query_value(&query, time).await,
             Err(e) => Err(e.into()),
@@ -260,7 +298,11 @@ pub struct Analysis {
 impl Analysis {
     /// An analysis without checks yet.
     pub fn new(threshold: u32, iterations: u32) -> Self {
-        Self { checks: Vec::new(), threshold, iterations }
+        Self {
+            checks: Vec::new(),
+            threshold,
+            iterations,
+        }
     }
 
     /// Adds a check.
@@ -298,12 +340,24 @@ impl Analysis {
     pub fn decide(&self, results: Vec<CheckResult>, mut progress: Progress) -> Round {
         let decision = if results.iter().all(CheckResult::passed) {
             progress.iterations = progress.iterations.saturating_add(1);
-            if progress.iterations >= self.iterations { Decision::Promote } else { Decision::Continue }
+            if progress.iterations >= self.iterations {
+                Decision::Promote
+            } else {
+                Decision::Continue
+            }
         } else {
             progress.failed_checks = progress.failed_checks.saturating_add(1);
-            if progress.failed_checks >= self.threshold.max(1) { Decision::Rollback } else { Decision::Continue }
+            if progress.failed_checks >= self.threshold.max(1) {
+                Decision::Rollback
+            } else {
+                Decision::Continue
+            }
         };
-        Round { results, progress, decision }
+        Round {
+            results,
+            progress,
+            decision,
+        }
     }
 }
 
@@ -315,13 +369,19 @@ mod tests {
         MetricCheck::new(
             "x",
             QueryTemplate::new("x").unwrap(),
-            ThresholdRange { min: Some(1.0), max: Some(2.0) },
+            ThresholdRange {
+                min: Some(1.0),
+                max: Some(2.0),
+            },
         )
     }
 
     #[test]
     fn range_bounds_are_inclusive_and_infinities_compare() {
-        let range = ThresholdRange { min: Some(1.0), max: Some(2.0) };
+        let range = ThresholdRange {
+            min: Some(1.0),
+            max: Some(2.0),
+        };
         assert!(range.contains(1.0) && range.contains(2.0));
         assert!(!range.contains(0.999) && !range.contains(2.001));
         assert!(!ThresholdRange::at_most(500.0).contains(f64::INFINITY));
@@ -344,12 +404,24 @@ mod tests {
         let analysis = Analysis::new(2, 1).check(check()).check(check());
         let both_bad = vec![check().judge(None), check().judge(Some(9.0))];
         let round = analysis.decide(both_bad, Progress::default());
-        assert_eq!(round.progress, Progress { failed_checks: 1, iterations: 0 });
+        assert_eq!(
+            round.progress,
+            Progress {
+                failed_checks: 1,
+                iterations: 0
+            }
+        );
         assert_eq!(round.decision, Decision::Continue);
 
         let ok = vec![check().judge(Some(1.5)), check().judge(Some(1.5))];
         let round = analysis.decide(ok, round.progress);
-        assert_eq!(round.progress, Progress { failed_checks: 1, iterations: 1 });
+        assert_eq!(
+            round.progress,
+            Progress {
+                failed_checks: 1,
+                iterations: 1
+            }
+        );
         assert_eq!(round.decision, Decision::Promote);
     }
 
@@ -362,7 +434,11 @@ mod tests {
 
     #[test]
     fn progress_serializes_camel_case() {
-        let json = serde_json::to_string(&Progress { failed_checks: 2, iterations: 3 }).unwrap();
+        let json = serde_json::to_string(&Progress {
+            failed_checks: 2,
+            iterations: 3,
+        })
+        .unwrap();
         assert_eq!(json, r#"{"failedChecks":2,"iterations":3}"#);
         let range: ThresholdRange = serde_json::from_str(r#"{"min": 99}"#).unwrap();
         assert_eq!(range, ThresholdRange::at_least(99.0));

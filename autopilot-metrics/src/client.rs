@@ -36,9 +36,10 @@ impl fmt::Debug for Auth {
         match self {
             Self::None => f.write_str("None"),
             Self::Bearer(_) => f.write_str("Bearer(<redacted>)"),
-            Self::Basic { username, .. } => {
-                f.debug_struct("Basic").field("username", username).finish_non_exhaustive()
-            }
+            Self::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -107,7 +108,10 @@ impl ClientOptions {
 
     /// Authenticates with HTTP basic auth.
     pub fn basic_auth(mut self, username: impl Into<String>, password: Option<String>) -> Self {
-        self.auth = Auth::Basic { username: username.into(), password };
+        self.auth = Auth::Basic {
+            username: username.into(),
+            password,
+        };
         self
     }
 
@@ -202,8 +206,10 @@ impl PrometheusClient {
     /// # Ok::<(), autopilot_metrics::ConfigError>(())
     /// ```
     pub fn new(base_url: &str, options: ClientOptions) -> Result<Self, ConfigError> {
-        let mut base = Url::parse(base_url)
-            .map_err(|source| ConfigError::InvalidUrl { url: base_url.to_owned(), source })?;
+        let mut base = Url::parse(base_url).map_err(|source| ConfigError::InvalidUrl {
+            url: base_url.to_owned(),
+            source,
+        })?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             return Err(ConfigError::UnsupportedUrl(base_url.to_owned()));
         }
@@ -212,23 +218,36 @@ impl PrometheusClient {
             base.set_path(&path);
         }
         let join = |path: &str| {
-            base.join(path)
-                .map_err(|source| ConfigError::InvalidUrl { url: base_url.to_owned(), source })
+            base.join(path).map_err(|source| ConfigError::InvalidUrl {
+                url: base_url.to_owned(),
+                source,
+            })
         };
         let (query_url, range_url) = (join("api/v1/query")?, join("api/v1/query_range")?);
 
         let mut headers = HeaderMap::new();
         for (name, value) in &options.headers {
-            let header = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|source| ConfigError::InvalidHeaderName { name: name.clone(), source })?;
-            let value = HeaderValue::from_str(value)
-                .map_err(|source| ConfigError::InvalidHeaderValue { name: name.clone(), source })?;
+            let header = HeaderName::from_bytes(name.as_bytes()).map_err(|source| {
+                ConfigError::InvalidHeaderName {
+                    name: name.clone(),
+                    source,
+                }
+            })?;
+            let value =
+                HeaderValue::from_str(value).map_err(|source| ConfigError::InvalidHeaderValue {
+                    name: name.clone(),
+                    source,
+                })?;
             headers.append(header, value);
         }
         if let Auth::Bearer(token) = &options.auth {
-            let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|source| {
-                ConfigError::InvalidHeaderValue { name: "authorization".to_owned(), source }
-            })?;
+            let mut value =
+                HeaderValue::from_str(&format!("Bearer {token}")).map_err(|source| {
+                    ConfigError::InvalidHeaderValue {
+                        name: "authorization".to_owned(),
+                        source,
+                    }
+                })?;
             value.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, value);
         }
@@ -272,7 +291,11 @@ impl PrometheusClient {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn query(&self, promql: &str, time: Option<SystemTime>) -> Result<QueryResponse, QueryError> {
+    pub async fn query(
+        &self,
+        promql: &str,
+        time: Option<SystemTime>,
+    ) -> Result<QueryResponse, QueryError> {
         let mut params = vec![("query", promql.to_owned())];
         if let Some(time) = time {
             params.push(("time", unix_seconds(time)));
@@ -293,7 +316,11 @@ impl PrometheusClient {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn query_range(&self, promql: &str, range: &TimeRange) -> Result<QueryResponse, QueryError> {
+    pub async fn query_range(
+        &self,
+        promql: &str,
+        range: &TimeRange,
+    ) -> Result<QueryResponse, QueryError> {
         let params = [
             ("query", promql.to_owned()),
             ("start", unix_seconds(range.start)),
@@ -315,20 +342,34 @@ impl PrometheusClient {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn query_value(&self, promql: &str, time: Option<SystemTime>) -> Result<Option<f64>, Error> {
+    pub async fn query_value(
+        &self,
+        promql: &str,
+        time: Option<SystemTime>,
+    ) -> Result<Option<f64>, Error> {
         single_value(self.query(promql, time).await?.data)
     }
 
     /// The request success rate (%) of `target` in `namespace` over `interval`, from the provider's
     /// built-in query. `None` when there is no data; NaN when there was no traffic.
-    pub async fn success_rate(&self, provider: Provider, vars: &Variables) -> Result<Option<f64>, Error> {
-        self.builtin(provider, BuiltinMetric::RequestSuccessRate, vars, None).await
+    pub async fn success_rate(
+        &self,
+        provider: Provider,
+        vars: &Variables,
+    ) -> Result<Option<f64>, Error> {
+        self.builtin(provider, BuiltinMetric::RequestSuccessRate, vars, None)
+            .await
     }
 
     /// The p99 request duration (ms) of `target` in `namespace` over `interval`, from the provider's
     /// built-in query. `None` when there is no data; NaN when there was no traffic.
-    pub async fn request_duration_p99(&self, provider: Provider, vars: &Variables) -> Result<Option<f64>, Error> {
-        self.builtin(provider, BuiltinMetric::RequestDuration, vars, None).await
+    pub async fn request_duration_p99(
+        &self,
+        provider: Provider,
+        vars: &Variables,
+    ) -> Result<Option<f64>, Error> {
+        self.builtin(provider, BuiltinMetric::RequestDuration, vars, None)
+            .await
     }
 
     /// A built-in metric's value at `time` (now when `None`).
@@ -352,7 +393,12 @@ impl PrometheusClient {
         self.query_value(&query, time).await
     }
 
-    async fn call(&self, url: &Url, params: &[(&str, String)], promql: &str) -> Result<QueryResponse, QueryError> {
+    async fn call(
+        &self,
+        url: &Url,
+        params: &[(&str, String)],
+        promql: &str,
+    ) -> Result<QueryResponse, QueryError> {
         let inner = &self.inner;
         let request = match inner.method {
             RequestMethod::Post => inner.http.post(url.clone()).form(params),
@@ -366,7 +412,11 @@ impl PrometheusClient {
         let transport = |source: reqwest::Error| {
             let url = url.to_string();
             if source.is_timeout() {
-                QueryError::Timeout { url, timeout: inner.timeout, source }
+                QueryError::Timeout {
+                    url,
+                    timeout: inner.timeout,
+                    source,
+                }
             } else if source.is_connect() {
                 QueryError::Connect { url, source }
             } else {
@@ -381,9 +431,18 @@ impl PrometheusClient {
         let envelope = match serde_json::from_slice::<Envelope>(&body) {
             Ok(envelope) => envelope,
             Err(_) if !status.is_success() => {
-                return Err(QueryError::HttpStatus { status, body: snippet(&body) });
+                return Err(QueryError::HttpStatus {
+                    status,
+                    body: snippet(&body),
+                });
             }
-            Err(source) => return Err(QueryError::Decode { status, body: snippet(&body), source }),
+            Err(source) => {
+                return Err(QueryError::Decode {
+                    status,
+                    body: snippet(&body),
+                    source,
+                });
+            }
         };
         if envelope.status != "success" {
             return Err(QueryError::Prometheus {
@@ -393,16 +452,26 @@ impl PrometheusClient {
             });
         }
         if !status.is_success() {
-            return Err(QueryError::HttpStatus { status, body: snippet(&body) });
+            return Err(QueryError::HttpStatus {
+                status,
+                body: snippet(&body),
+            });
         }
         let Some(data) = envelope.data else {
             let source = <serde_json::Error as serde::de::Error>::missing_field("data");
-            return Err(QueryError::Decode { status, body: snippet(&body), source });
+            return Err(QueryError::Decode {
+                status,
+                body: snippet(&body),
+                source,
+            });
         };
         for warning in &envelope.warnings {
             tracing::warn!(query = promql, warning = %warning, "prometheus warning");
         }
-        Ok(QueryResponse { data, warnings: envelope.warnings })
+        Ok(QueryResponse {
+            data,
+            warnings: envelope.warnings,
+        })
     }
 }
 
@@ -444,8 +513,14 @@ mod tests {
     #[test]
     fn base_url_keeps_path_prefix() {
         let c = PrometheusClient::new("http://h:9090/prom", ClientOptions::default()).unwrap();
-        assert_eq!(c.inner.query_url.as_str(), "http://h:9090/prom/api/v1/query");
-        assert_eq!(c.inner.range_url.as_str(), "http://h:9090/prom/api/v1/query_range");
+        assert_eq!(
+            c.inner.query_url.as_str(),
+            "http://h:9090/prom/api/v1/query"
+        );
+        assert_eq!(
+            c.inner.range_url.as_str(),
+            "http://h:9090/prom/api/v1/query_range"
+        );
         let c = PrometheusClient::new("http://h:9090", ClientOptions::default()).unwrap();
         assert_eq!(c.inner.query_url.as_str(), "http://h:9090/api/v1/query");
     }
@@ -477,7 +552,10 @@ mod tests {
         let options = ClientOptions::default().basic_auth("me", Some("hunter2".into()));
         let client = PrometheusClient::new("http://h", options).unwrap();
         let shown = format!("{client:?}");
-        assert!(shown.contains("me") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("me") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -493,14 +571,20 @@ mod tests {
                 (0..n)
                     .map(|i| crate::InstantSample {
                         metric: [("i".to_owned(), i.to_string())].into(),
-                        value: crate::Sample { timestamp: 0.0, value: 1.0 },
+                        value: crate::Sample {
+                            timestamp: 0.0,
+                            value: 1.0,
+                        },
                     })
                     .collect(),
             )
         };
         assert_eq!(single_value(vector(0)).unwrap(), None);
         assert_eq!(single_value(vector(1)).unwrap(), Some(1.0));
-        assert!(matches!(single_value(vector(2)), Err(Error::AmbiguousResult(2))));
+        assert!(matches!(
+            single_value(vector(2)),
+            Err(Error::AmbiguousResult(2))
+        ));
         assert!(matches!(
             single_value(QueryData::Matrix(vec![])),
             Err(Error::UnexpectedResultType("matrix"))

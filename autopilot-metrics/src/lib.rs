@@ -39,9 +39,13 @@ pub mod template;
 mod tls;
 
 pub use builtin::{BuiltinMetric, Provider, UnknownMetric, UnknownProvider};
-pub use check::{Analysis, CheckResult, Decision, MetricCheck, Progress, Round, ThresholdRange, Verdict};
+pub use check::{
+    Analysis, CheckResult, Decision, MetricCheck, Progress, Round, ThresholdRange, Verdict,
+};
 pub use client::{Auth, ClientOptions, PrometheusClient, RequestMethod, TimeRange};
 pub use error::{ConfigError, Error, ErrorType, QueryError};
-pub use response::{InstantSample, Labels, QueryData, QueryResponse, RangeSeries, Sample, StringSample};
+pub use response::{
+    InstantSample, Labels, QueryData, QueryResponse, RangeSeries, Sample, StringSample,
+};
 pub use template::{DurationError, PromDuration, QueryTemplate, TemplateError, Variables};
 pub use tls::TlsVerification;

@@ -75,7 +75,10 @@ impl TryFrom<(f64, String)> for Sample {
     type Error = String;
 
     fn try_from((timestamp, raw): (f64, String)) -> Result<Self, Self::Error> {
-        Ok(Self { timestamp, value: parse_value(&raw)? })
+        Ok(Self {
+            timestamp,
+            value: parse_value(&raw)?,
+        })
     }
 }
 
@@ -136,7 +139,9 @@ mod tests {
                 {"metric":{"a":"3"},"value":[10.5,"-Inf"]},
                 {"metric":{"a":"4"},"value":[10.5,"1e-3"]}]}}"#,
         );
-        let Some(QueryData::Vector(v)) = env.data else { panic!("not a vector") };
+        let Some(QueryData::Vector(v)) = env.data else {
+            panic!("not a vector")
+        };
         assert!(v[0].value.value.is_nan());
         assert_eq!(v[1].value.value, f64::INFINITY);
         assert_eq!(v[2].value.value, f64::NEG_INFINITY);
@@ -152,15 +157,27 @@ mod tests {
                 {"metric":{},"values":[[1,"1"],[2,"2"]]}]}}"#,
         );
         assert_eq!(env.warnings, vec!["partial".to_owned()]);
-        let Some(QueryData::Matrix(m)) = env.data else { panic!("not a matrix") };
+        let Some(QueryData::Matrix(m)) = env.data else {
+            panic!("not a matrix")
+        };
         assert_eq!(m[0].values.len(), 2);
         assert_eq!(m[0].values[1].value, 2.0);
 
-        let env = decode(r#"{"status":"success","data":{"resultType":"scalar","result":[3,"4.5"]}}"#);
-        assert_eq!(env.data, Some(QueryData::Scalar(Sample { timestamp: 3.0, value: 4.5 })));
+        let env =
+            decode(r#"{"status":"success","data":{"resultType":"scalar","result":[3,"4.5"]}}"#);
+        assert_eq!(
+            env.data,
+            Some(QueryData::Scalar(Sample {
+                timestamp: 3.0,
+                value: 4.5
+            }))
+        );
 
-        let env = decode(r#"{"status":"success","data":{"resultType":"string","result":[3,"hi"]}}"#);
-        let Some(QueryData::String(s)) = env.data else { panic!("not a string") };
+        let env =
+            decode(r#"{"status":"success","data":{"resultType":"string","result":[3,"hi"]}}"#);
+        let Some(QueryData::String(s)) = env.data else {
+            panic!("not a string")
+        };
         assert_eq!(s.value, "hi");
     }
 

@@ -92,7 +92,10 @@ impl FromStr for PromDuration {
     type Err = DurationError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let fail = |reason| DurationError { value: s.to_owned(), reason };
+        let fail = |reason| DurationError {
+            value: s.to_owned(),
+            reason,
+        };
         if s.is_empty() {
             return Err(fail("empty"));
         }
@@ -104,9 +107,15 @@ impl FromStr for PromDuration {
             if digits == 0 {
                 return Err(fail("expected a number"));
             }
-            let number: u64 = rest[..digits].parse().map_err(|_| fail("number too large"))?;
+            let number: u64 = rest[..digits]
+                .parse()
+                .map_err(|_| fail("number too large"))?;
             rest = &rest[digits..];
-            let unit = if rest.starts_with("ms") { "ms" } else { rest.get(..1).unwrap_or("") };
+            let unit = if rest.starts_with("ms") {
+                "ms"
+            } else {
+                rest.get(..1).unwrap_or("")
+            };
             let index = UNITS
                 .iter()
                 .position(|(name, _)| *name == unit)
@@ -241,12 +250,16 @@ impl QueryTemplate {
     pub fn new(source: impl Into<String>) -> Result<Self, TemplateError> {
         let source = source.into();
         parse(&source)?;
-        Ok(Self { source: Cow::Owned(source) })
+        Ok(Self {
+            source: Cow::Owned(source),
+        })
     }
 
     /// A built-in template, known to parse.
     pub(crate) const fn from_static(source: &'static str) -> Self {
-        Self { source: Cow::Borrowed(source) }
+        Self {
+            source: Cow::Borrowed(source),
+        }
     }
 
     /// The template text.
@@ -327,10 +340,12 @@ fn parse(source: &str) -> Result<Vec<Part<'_>>, TemplateError> {
     let mut chars = source.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
         if c == '{' && source[i..].starts_with("{{") {
-            let end = source[i..].find("}}").ok_or_else(|| TemplateError::Malformed {
-                offset: i,
-                reason: "no closing `}}`".to_owned(),
-            })?;
+            let end = source[i..]
+                .find("}}")
+                .ok_or_else(|| TemplateError::Malformed {
+                    offset: i,
+                    reason: "no closing `}}`".to_owned(),
+                })?;
             let name = source[i + 2..i + end].trim();
             if !is_identifier(name) {
                 return Err(TemplateError::Malformed {
@@ -375,7 +390,9 @@ fn parse(source: &str) -> Result<Vec<Part<'_>>, TemplateError> {
 
 fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -400,11 +417,17 @@ fn push_value(
             out.push_str(value);
         }
         Position::Quoted { quote, regex } => {
-            let value: Cow<'_, str> = if regex { Cow::Owned(regex_escape(value)) } else { Cow::Borrowed(value) };
+            let value: Cow<'_, str> = if regex {
+                Cow::Owned(regex_escape(value))
+            } else {
+                Cow::Borrowed(value)
+            };
             if quote == '`' {
                 // Raw strings have no escapes: the only way out is the backtick itself.
                 if value.contains('`') {
-                    return Err(unsafe_value("a raw (backtick) string cannot hold a backtick"));
+                    return Err(unsafe_value(
+                        "a raw (backtick) string cannot hold a backtick",
+                    ));
                 }
                 out.push_str(&value);
             } else {
@@ -460,20 +483,40 @@ mod tests {
     use super::*;
 
     fn vars() -> Variables {
-        Variables::new().namespace("ns").target("app").interval("1m")
+        Variables::new()
+            .namespace("ns")
+            .target("app")
+            .interval("1m")
     }
 
     #[test]
     fn durations() {
-        for ok in ["30s", "1m", "1h30m", "2d", "1w", "1y", "500ms", "1m30s500ms", "90s"] {
+        for ok in [
+            "30s",
+            "1m",
+            "1h30m",
+            "2d",
+            "1w",
+            "1y",
+            "500ms",
+            "1m30s500ms",
+            "90s",
+        ] {
             assert!(ok.parse::<PromDuration>().is_ok(), "{ok}");
         }
-        for bad in ["", "1", "m", "1x", "0s", "1m1h", "1s1s", "1.5m", "-1m", "1m ", " 1m", "1M", "1m]"] {
+        for bad in [
+            "", "1", "m", "1x", "0s", "1m1h", "1s1s", "1.5m", "-1m", "1m ", " 1m", "1M", "1m]",
+        ] {
             assert!(bad.parse::<PromDuration>().is_err(), "{bad:?}");
         }
-        assert_eq!("1h30m".parse::<PromDuration>().unwrap().as_duration(), Duration::from_secs(5400));
         assert_eq!(
-            PromDuration::try_from(Duration::from_millis(3_723_004)).unwrap().to_string(),
+            "1h30m".parse::<PromDuration>().unwrap().as_duration(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            PromDuration::try_from(Duration::from_millis(3_723_004))
+                .unwrap()
+                .to_string(),
             "1h2m3s4ms"
         );
         assert!(PromDuration::try_from(Duration::ZERO).is_err());
@@ -482,7 +525,8 @@ mod tests {
 
     #[test]
     fn positions() {
-        let parts = parse(r#"a{x="{{ p }}", y=~ "{{q}}", z!~'{{ r }}'}[{{ interval }}] `{{ s }}`"#).unwrap();
+        let parts = parse(r#"a{x="{{ p }}", y=~ "{{q}}", z!~'{{ r }}'}[{{ interval }}] `{{ s }}`"#)
+            .unwrap();
         let positions: Vec<_> = parts
             .iter()
             .filter_map(|p| match p {
@@ -493,11 +537,35 @@ mod tests {
         assert_eq!(
             positions,
             vec![
-                ("p", Position::Quoted { quote: '"', regex: false }),
-                ("q", Position::Quoted { quote: '"', regex: true }),
-                ("r", Position::Quoted { quote: '\'', regex: true }),
+                (
+                    "p",
+                    Position::Quoted {
+                        quote: '"',
+                        regex: false
+                    }
+                ),
+                (
+                    "q",
+                    Position::Quoted {
+                        quote: '"',
+                        regex: true
+                    }
+                ),
+                (
+                    "r",
+                    Position::Quoted {
+                        quote: '\'',
+                        regex: true
+                    }
+                ),
                 ("interval", Position::Bare),
-                ("s", Position::Quoted { quote: '`', regex: false }),
+                (
+                    "s",
+                    Position::Quoted {
+                        quote: '`',
+                        regex: false
+                    }
+                ),
             ]
         );
     }
@@ -507,24 +575,52 @@ mod tests {
         let parts = parse(r#"a{x="\"{{ p }}"}"#).unwrap();
         assert!(matches!(
             parts[1],
-            Part::Placeholder { position: Position::Quoted { quote: '"', regex: false }, .. }
+            Part::Placeholder {
+                position: Position::Quoted {
+                    quote: '"',
+                    regex: false
+                },
+                ..
+            }
         ));
     }
 
     #[test]
     fn renders_and_escapes() {
-        let t = QueryTemplate::new(r#"m{a="{{ namespace }}", b=~"{{ target }}_[0-9]+"}[{{ interval }}]"#).unwrap();
+        let t = QueryTemplate::new(
+            r#"m{a="{{ namespace }}", b=~"{{ target }}_[0-9]+"}[{{ interval }}]"#,
+        )
+        .unwrap();
         let v = vars().namespace("a\\b\"c\nd").target("x.y*");
-        assert_eq!(t.render(&v).unwrap(), r#"m{a="a\\b\"c\nd", b=~"x\\.y\\*_[0-9]+"}[1m]"#);
+        assert_eq!(
+            t.render(&v).unwrap(),
+            r#"m{a="a\\b\"c\nd", b=~"x\\.y\\*_[0-9]+"}[1m]"#
+        );
     }
 
     #[test]
     fn missing_and_malformed() {
         let t = QueryTemplate::new(r#"m{a="{{ custom }}"}"#).unwrap();
-        assert_eq!(t.render(&vars()), Err(TemplateError::MissingVariable("custom".into())));
+        assert_eq!(
+            t.render(&vars()),
+            Err(TemplateError::MissingVariable("custom".into()))
+        );
         assert_eq!(t.variables().unwrap(), vec!["custom".to_owned()]);
-        for bad in ["m{{ a", "{{ }}", "{{ a b }}", "{{ a | upper }}", "{{ 1a }}", "{{ .Target }}"] {
-            assert!(matches!(QueryTemplate::new(bad), Err(TemplateError::Malformed { .. })), "{bad}");
+        for bad in [
+            "m{{ a",
+            "{{ }}",
+            "{{ a b }}",
+            "{{ a | upper }}",
+            "{{ 1a }}",
+            "{{ .Target }}",
+        ] {
+            assert!(
+                matches!(
+                    QueryTemplate::new(bad),
+                    Err(TemplateError::Malformed { .. })
+                ),
+                "{bad}"
+            );
         }
     }
 
@@ -535,7 +631,10 @@ mod tests {
         assert_eq!(t.render(&ok).unwrap(), "histogram_quantile(0.99, x[5m])");
         for bad in ["1) or vector(1", "0.9 ", "1e3", ".5", "5.", "up", ""] {
             let err = t.render(&ok.clone().set("q", bad)).unwrap_err();
-            assert!(matches!(err, TemplateError::UnsafeValue { .. }), "{bad:?}: {err}");
+            assert!(
+                matches!(err, TemplateError::UnsafeValue { .. }),
+                "{bad:?}: {err}"
+            );
         }
     }
 
@@ -559,6 +658,9 @@ mod tests {
     #[test]
     fn control_characters_are_escaped() {
         let t = QueryTemplate::new(r#"m{a="{{ target }}"}"#).unwrap();
-        assert_eq!(t.render(&vars().target("a\u{0}b\tc")).unwrap(), r#"m{a="a\u0000b\tc"}"#);
+        assert_eq!(
+            t.render(&vars().target("a\u{0}b\tc")).unwrap(),
+            r#"m{a="a\u0000b\tc"}"#
+        );
     }
 }

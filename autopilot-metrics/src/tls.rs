@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -30,13 +30,15 @@ pub(crate) fn client_config(verification: &TlsVerification) -> Result<ClientConf
         .with_safe_default_protocol_versions()
         .map_err(ConfigError::Tls)?;
     let verifier: Arc<dyn ServerCertVerifier> = match verification {
-        TlsVerification::Platform => Arc::new(
-            rustls_platform_verifier::Verifier::new(provider).map_err(ConfigError::Tls)?,
-        ),
+        TlsVerification::Platform => {
+            Arc::new(rustls_platform_verifier::Verifier::new(provider).map_err(ConfigError::Tls)?)
+        }
         TlsVerification::CaPem(pem) => {
             let mut roots = RootCertStore::empty();
             for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                roots.add(cert.map_err(ConfigError::InvalidCaPem)?).map_err(ConfigError::Tls)?;
+                roots
+                    .add(cert.map_err(ConfigError::InvalidCaPem)?)
+                    .map_err(ConfigError::Tls)?;
             }
             if roots.is_empty() {
                 return Err(ConfigError::EmptyCaPem);
@@ -45,9 +47,9 @@ pub(crate) fn client_config(verification: &TlsVerification) -> Result<ClientConf
                 .build()
                 .map_err(ConfigError::Verifier)?
         }
-        TlsVerification::InsecureSkipVerify => {
-            Arc::new(AcceptAnyCertificate(provider.signature_verification_algorithms))
-        }
+        TlsVerification::InsecureSkipVerify => Arc::new(AcceptAnyCertificate(
+            provider.signature_verification_algorithms,
+        )),
     };
     let mut config = builder
         .dangerous()
@@ -96,4 +98,3 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         self.0.supported_schemes()
     }
 }
-
