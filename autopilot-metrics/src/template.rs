@@ -142,7 +142,7 @@ impl TryFrom<Duration> for PromDuration {
 
     /// Whole milliseconds only; zero is refused.
     fn try_from(d: Duration) -> Result<Self, Self::Error> {
-        if d.as_millis() == 0 || d.subsec_nanos() % 1_000_000 != 0 {
+        if d.as_millis() == 0 || !d.subsec_nanos().is_multiple_of(1_000_000) {
             return Err(DurationError {
                 value: format!("{d:?}"),
                 reason: "must be a non-zero whole number of milliseconds",
@@ -271,10 +271,10 @@ impl QueryTemplate {
     pub fn variables(&self) -> Result<Vec<String>, TemplateError> {
         let mut names: Vec<String> = Vec::new();
         for part in parse(&self.source)? {
-            if let Part::Placeholder { name, .. } = part {
-                if !names.iter().any(|n| n == name) {
-                    names.push(name.to_owned());
-                }
+            if let Part::Placeholder { name, .. } = part
+                && !names.iter().any(|n| n == name)
+            {
+                names.push(name.to_owned());
             }
         }
         Ok(names)
