@@ -1,8 +1,21 @@
-//! Field errors in the API server's wording.
+//! Validation of custom resources against their CRD's structural OpenAPI v3 schema, as
+//! apiextensions-apiserver does it, with field errors in the API server's wording.
+//!
+//! [`validate`] reports every violation as a [`FieldError`] whose text matches the real server's
+//! (`spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer:
+//! "string"`). [`prune`] drops fields the schema does not know and [`apply_defaults`] fills in
+//! `default`s, the two steps the server runs before validating a write (and defaulting again on
+//! read).
+
+mod check;
+mod structural;
 
 use std::fmt;
 
 use serde_json::Value;
+
+pub use check::validate;
+pub use structural::{apply_defaults, prune, prune_reporting};
 
 /// The kind of a field error, mirroring apimachinery's `field.ErrorType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,6 +163,32 @@ pub(crate) fn go_quote(s: &str) -> String {
     out
 }
 
+/// Formats a float as Go's `%v` does: shortest digits, exponent form below 1e-4 or from 1e6 on
+/// (`1e+06`, `1.5e-05`).
+pub(crate) fn go_float(f: f64) -> String {
+    if f == 0.0 || !f.is_finite() {
+        return if f.is_nan() {
+            "NaN".into()
+        } else if f.is_infinite() {
+            if f > 0.0 {
+                "+Inf".into()
+            } else {
+                "-Inf".into()
+            }
+        } else {
+            "0".into()
+        };
+    }
+    let sci = format!("{f:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..6).contains(&exp) {
+        return format!("{f}");
+    }
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exp.abs())
+}
+
 /// Prints a JSON value as Go prints the decoded value in a field error: strings quoted,
 /// numbers and booleans plain, maps and lists in `%#v` syntax.
 fn go_value(value: &Value, nested: bool) -> String {
@@ -157,6 +196,7 @@ fn go_value(value: &Value, nested: bool) -> String {
         Value::Null if nested => "interface {}(nil)".to_string(),
         Value::Null => "null".to_string(),
         Value::Bool(b) => b.to_string(),
+        Value::Number(n) if n.is_f64() => go_float(n.as_f64().unwrap_or_default()),
         Value::Number(n) => n.to_string(),
         Value::String(s) => go_quote(s),
         Value::Array(items) => {
@@ -241,6 +281,18 @@ mod tests {
         let null = FieldError::new("x", FieldErrorKind::Invalid, Some(&Value::Null), "bad");
         assert_eq!(null.message, "Invalid value: null: bad");
         assert_eq!(go_quote("a\"b\\c\nd\u{1}"), r#""a\"b\\c\nd\x01""#);
+    }
+
+    #[test]
+    fn floats_print_as_go_v() {
+        assert_eq!(go_float(10.0), "10");
+        assert_eq!(go_float(1.5), "1.5");
+        assert_eq!(go_float(123456.0), "123456");
+        assert_eq!(go_float(1_000_000.0), "1e+06");
+        assert_eq!(go_float(0.0001), "0.0001");
+        assert_eq!(go_float(0.000015), "1.5e-05");
+        assert_eq!(go_float(-2.5e21), "-2.5e+21");
+        assert_eq!(go_float(0.0), "0");
     }
 
     #[test]

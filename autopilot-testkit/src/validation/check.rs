@@ -1,0 +1,922 @@
+//! Schema checks: the OpenAPI value validations, embedded-resource and list-type checks.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::{FieldError, FieldErrorKind, go_float};
+
+/// A position in the object, rendered two ways: the OpenAPI validator joins map keys with dots
+/// (`spec.labels.foo`), apimachinery field paths put them in brackets (`spec.labels[foo]`).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Path(Vec<Segment>);
+
+#[derive(Debug, Clone)]
+enum Segment {
+    Field(String),
+    Index(usize),
+    Key(String),
+}
+
+impl Path {
+    pub(super) fn field(&self, name: &str) -> Path {
+        self.with(Segment::Field(name.to_string()))
+    }
+
+    pub(super) fn index(&self, i: usize) -> Path {
+        self.with(Segment::Index(i))
+    }
+
+    pub(super) fn key(&self, key: &str) -> Path {
+        self.with(Segment::Key(key.to_string()))
+    }
+
+    fn with(&self, segment: Segment) -> Path {
+        let mut segments = self.0.clone();
+        segments.push(segment);
+        Path(segments)
+    }
+
+    fn render(&self, keys_in_brackets: bool) -> String {
+        let mut out = String::new();
+        for segment in &self.0 {
+            match segment {
+                Segment::Index(i) => out.push_str(&format!("[{i}]")),
+                Segment::Key(k) if keys_in_brackets => out.push_str(&format!("[{k}]")),
+                Segment::Field(name) | Segment::Key(name) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(name);
+                }
+            }
+        }
+        out
+    }
+
+    /// The OpenAPI validator's rendering, used in its messages and error fields.
+    pub(super) fn openapi(&self) -> String {
+        self.render(false)
+    }
+
+    /// apimachinery's `field.Path` rendering.
+    pub(super) fn fields(&self) -> String {
+        self.render(true)
+    }
+}
+
+/// Validates a custom resource (or any value) against a structural OpenAPI v3 schema.
+///
+/// Checks run in the server's order: the OpenAPI value validations, then embedded-resource
+/// `apiVersion`/`kind`, then `x-kubernetes-list-type` uniqueness.
+///
+/// ```
+/// use autopilot_testkit::validation::validate;
+/// use serde_json::json;
+///
+/// let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+///     "required": ["replicas"], "properties": {"replicas": {"type": "integer"}}}}});
+/// let errors = validate(&schema, &json!({"spec": {"replicas": "two"}}));
+/// assert_eq!(errors[0].to_string(),
+///     r#"spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string""#);
+/// assert_eq!(validate(&schema, &json!({"spec": {}}))[0].to_string(), "spec.replicas: Required value");
+/// ```
+pub fn validate(schema: &Value, object: &Value) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    check(schema, object, &Path::default(), &mut errors);
+    walk_structural(
+        schema,
+        object,
+        &Path::default(),
+        &mut |schema, value, path| {
+            check_embedded(schema, value, path, &mut errors);
+        },
+    );
+    walk_structural(
+        schema,
+        object,
+        &Path::default(),
+        &mut |schema, value, path| {
+            check_list_type(schema, value, path, &mut errors);
+        },
+    );
+    errors
+}
+
+fn flag(schema: &Value, name: &str) -> bool {
+    schema.get(name).and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn number(schema: &Value, name: &str) -> Option<f64> {
+    schema.get(name).and_then(Value::as_f64)
+}
+
+fn count(schema: &Value, name: &str) -> Option<u64> {
+    schema.get(name).and_then(Value::as_u64)
+}
+
+/// The OpenAPI type name of a JSON value, as the validator names it in messages.
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_f64() => "number",
+        Value::Number(_) => "integer",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// The type(s) a schema allows, joined by `,` as in messages; `None` allows anything.
+fn schema_type(schema: &Value) -> Option<String> {
+    if flag(schema, "x-kubernetes-int-or-string") {
+        return Some("integer,string".to_string());
+    }
+    schema
+        .get("type")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+fn type_matches(allowed: &str, value: &Value) -> bool {
+    let actual = type_name(value);
+    allowed.split(',').any(|t| {
+        t == actual
+            // An integral float is an integer and every integer is a number.
+            || (t == "integer" && value.as_f64().is_some_and(|f| f.fract() == 0.0) && value.is_number())
+            || (t == "number" && actual == "integer")
+    })
+}
+
+/// Equality as the validator compares decoded JSON: numbers by value.
+pub(super) fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+fn invalid(path: &Path, value: &Value, detail: String) -> FieldError {
+    FieldError::new(
+        &path.openapi(),
+        FieldErrorKind::Invalid,
+        Some(value),
+        &detail,
+    )
+}
+
+/// The OpenAPI value validations of one node and, recursively, its children.
+fn check(schema: &Value, value: &Value, path: &Path, errors: &mut Vec<FieldError>) {
+    let p = path.openapi();
+    if value.is_null() {
+        if let Some(allowed) = schema_type(schema).filter(|_| !flag(schema, "nullable")) {
+            errors.push(type_error(&p, &allowed, "null"));
+        }
+        return;
+    }
+    if let Some(allowed) = schema_type(schema)
+        && !type_matches(&allowed, value)
+    {
+        errors.push(type_error(&p, &allowed, type_name(value)));
+        return;
+    }
+    check_combinators(schema, value, path, errors);
+    match value {
+        Value::String(s) => check_string(schema, s, value, path, errors),
+        Value::Number(_) => check_number(schema, value, path, errors),
+        Value::Array(items) => check_array(schema, items, path, errors),
+        _ => {}
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.iter().any(|a| json_eq(a, value))
+    {
+        let supported: Vec<String> = allowed
+            .iter()
+            .map(|a| match a {
+                Value::String(s) => super::go_quote(s),
+                other => super::go_quote(&other.to_string()),
+            })
+            .collect();
+        let detail = format!("supported values: {}", supported.join(", "));
+        errors.push(FieldError::new(
+            &p,
+            FieldErrorKind::NotSupported,
+            Some(value),
+            &detail,
+        ));
+    }
+    if let Value::Object(map) = value {
+        check_object(schema, map, path, errors);
+    }
+}
+
+fn type_error(path: &str, allowed: &str, actual: &str) -> FieldError {
+    FieldError::new(
+        path,
+        FieldErrorKind::TypeInvalid,
+        Some(&Value::String(actual.to_string())),
+        &format!("{path} in body must be of type {allowed}: \"{actual}\""),
+    )
+}
+
+fn sub_errors(schema: &Value, value: &Value, path: &Path) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    check(schema, value, path, &mut errors);
+    errors
+}
+
+/// `allOf`, `anyOf`, `oneOf` and `not`, which structural schemas allow for value checks.
+fn check_combinators(schema: &Value, value: &Value, path: &Path, errors: &mut Vec<FieldError>) {
+    let p = path.openapi();
+    let list = |name: &str| {
+        schema
+            .get(name)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    for sub in list("allOf") {
+        errors.extend(sub_errors(&sub, value, path));
+    }
+    let any_of = list("anyOf");
+    if !any_of.is_empty() {
+        let results: Vec<Vec<FieldError>> =
+            any_of.iter().map(|s| sub_errors(s, value, path)).collect();
+        if results.iter().all(|r| !r.is_empty()) {
+            errors.push(invalid(
+                path,
+                &Value::String(String::new()),
+                format!("{p} in body must validate at least one schema (anyOf)"),
+            ));
+            errors.extend(results.into_iter().next().unwrap_or_default());
+        }
+    }
+    let one_of = list("oneOf");
+    if !one_of.is_empty() {
+        let passing = one_of
+            .iter()
+            .filter(|s| sub_errors(s, value, path).is_empty())
+            .count();
+        if passing != 1 {
+            errors.push(invalid(
+                path,
+                &Value::String(String::new()),
+                format!("{p} in body must validate one and only one schema (oneOf)"),
+            ));
+        }
+    }
+    if let Some(not) = schema.get("not")
+        && sub_errors(not, value, path).is_empty()
+    {
+        errors.push(invalid(
+            path,
+            &Value::String(String::new()),
+            format!("{p} in body must not validate the schema (not)"),
+        ));
+    }
+}
+
+fn check_string(schema: &Value, s: &str, value: &Value, path: &Path, errors: &mut Vec<FieldError>) {
+    let p = path.openapi();
+    let chars = s.chars().count() as u64;
+    if let Some(max) = count(schema, "maxLength")
+        && chars > max
+    {
+        let unit = if max == 1 { "byte" } else { "bytes" };
+        let detail = format!("may not be more than {max} {unit}");
+        errors.push(FieldError::new(
+            &p,
+            FieldErrorKind::TooLong,
+            Some(value),
+            &detail,
+        ));
+    }
+    if let Some(min) = count(schema, "minLength")
+        && chars < min
+    {
+        errors.push(invalid(
+            path,
+            value,
+            format!("{p} in body should be at least {min} chars long"),
+        ));
+    }
+    if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+        && let Ok(re) = regex::Regex::new(pattern)
+        && !re.is_match(s)
+    {
+        errors.push(invalid(
+            path,
+            value,
+            format!("{p} in body should match '{pattern}'"),
+        ));
+    }
+    if let Some(format) = schema.get("format").and_then(Value::as_str)
+        && !format_ok(format, s)
+    {
+        let detail = format!(
+            "{p} in body must be of type {format}: {}",
+            super::go_quote(s)
+        );
+        errors.push(FieldError::new(
+            &p,
+            FieldErrorKind::TypeInvalid,
+            Some(value),
+            &detail,
+        ));
+    }
+}
+
+/// The string formats apiextensions checks; others (and numeric formats) are not checked.
+fn format_ok(format: &str, s: &str) -> bool {
+    match format {
+        "date-time" | "datetime" => {
+            chrono::DateTime::parse_from_rfc3339(s).is_ok()
+                || chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").is_ok()
+        }
+        "date" => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok(),
+        "uuid" => uuid::Uuid::try_parse(s).is_ok() && s.len() == 36,
+        "ipv4" => s.parse::<std::net::Ipv4Addr>().is_ok(),
+        "ipv6" => s.parse::<std::net::Ipv6Addr>().is_ok(),
+        "byte" => is_base64(s),
+        _ => true,
+    }
+}
+
+/// Standard padded base64, as Go's `base64.StdEncoding` accepts it.
+fn is_base64(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    let padding = s.len() - body.len();
+    s.len().is_multiple_of(4)
+        && padding <= 2
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+}
+
+fn check_number(schema: &Value, value: &Value, path: &Path, errors: &mut Vec<FieldError>) {
+    let p = path.openapi();
+    let Some(n) = value.as_f64() else { return };
+    if let Some(multiple) = number(schema, "multipleOf")
+        && multiple != 0.0
+        && (n / multiple).fract() != 0.0
+    {
+        errors.push(invalid(
+            path,
+            value,
+            format!("{p} in body should be a multiple of {}", go_float(multiple)),
+        ));
+    }
+    if let Some(max) = number(schema, "maximum") {
+        if flag(schema, "exclusiveMaximum") && n >= max {
+            errors.push(invalid(
+                path,
+                value,
+                format!("{p} in body should be less than {}", go_float(max)),
+            ));
+        } else if n > max {
+            errors.push(invalid(
+                path,
+                value,
+                format!(
+                    "{p} in body should be less than or equal to {}",
+                    go_float(max)
+                ),
+            ));
+        }
+    }
+    if let Some(min) = number(schema, "minimum") {
+        if flag(schema, "exclusiveMinimum") && n <= min {
+            errors.push(invalid(
+                path,
+                value,
+                format!("{p} in body should be greater than {}", go_float(min)),
+            ));
+        } else if n < min {
+            errors.push(invalid(
+                path,
+                value,
+                format!(
+                    "{p} in body should be greater than or equal to {}",
+                    go_float(min)
+                ),
+            ));
+        }
+    }
+}
+
+fn check_array(schema: &Value, items: &[Value], path: &Path, errors: &mut Vec<FieldError>) {
+    let p = path.openapi();
+    let len = items.len() as u64;
+    if let Some(max) = count(schema, "maxItems")
+        && len > max
+    {
+        let unit = if max == 1 { "item" } else { "items" };
+        errors.push(FieldError::new(
+            &p,
+            FieldErrorKind::TooMany,
+            Some(&Value::from(len)),
+            &format!("must have at most {max} {unit}"),
+        ));
+    }
+    if let Some(min) = count(schema, "minItems")
+        && len < min
+    {
+        errors.push(invalid(
+            path,
+            &Value::from(len),
+            format!("{p} in body should have at least {min} items"),
+        ));
+    }
+    if flag(schema, "uniqueItems")
+        && items
+            .iter()
+            .enumerate()
+            .any(|(i, a)| items[..i].iter().any(|b| json_eq(a, b)))
+    {
+        errors.push(invalid(
+            path,
+            &Value::String(String::new()),
+            format!("{p} in body shouldn't contain duplicates"),
+        ));
+    }
+    if let Some(item_schema) = schema.get("items") {
+        for (i, item) in items.iter().enumerate() {
+            check(item_schema, item, &path.index(i), errors);
+        }
+    }
+}
+
+fn check_object(
+    schema: &Value,
+    map: &Map<String, Value>,
+    path: &Path,
+    errors: &mut Vec<FieldError>,
+) {
+    let p = path.openapi();
+    let len = map.len() as u64;
+    if let Some(min) = count(schema, "minProperties")
+        && len < min
+    {
+        errors.push(invalid(
+            path,
+            &Value::from(len),
+            format!("{p} in body should have at least {min} properties"),
+        ));
+    }
+    if let Some(max) = count(schema, "maxProperties")
+        && len > max
+    {
+        let unit = if max == 1 { "item" } else { "items" };
+        errors.push(FieldError::new(
+            &p,
+            FieldErrorKind::TooMany,
+            Some(&Value::from(len)),
+            &format!("must have at most {max} {unit}"),
+        ));
+    }
+    let properties = schema.get("properties").and_then(Value::as_object);
+    let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+    for (key, child) in map {
+        match properties.and_then(|props| props.get(key)) {
+            Some(child_schema) => check(child_schema, child, &path.field(key), errors),
+            None => {
+                if let Some(additional) = additional {
+                    check(additional, child, &path.key(key), errors);
+                }
+            }
+        }
+    }
+    for name in schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(name) = name.as_str()
+            && !map.contains_key(name)
+        {
+            errors.push(FieldError::new(
+                &path.field(name).openapi(),
+                FieldErrorKind::Required,
+                None,
+                "",
+            ));
+        }
+    }
+}
+
+/// Visits every value with the structural schema that describes it (properties,
+/// additionalProperties and items), parents before children.
+pub(super) fn walk_structural(
+    schema: &Value,
+    value: &Value,
+    path: &Path,
+    visit: &mut dyn FnMut(&Value, &Value, &Path),
+) {
+    visit(schema, value, path);
+    match value {
+        Value::Object(map) => {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            for (key, child) in map {
+                if let Some(child_schema) = properties.and_then(|props| props.get(key)) {
+                    walk_structural(child_schema, child, &path.field(key), visit);
+                } else if let Some(additional) = additional {
+                    walk_structural(additional, child, &path.key(key), visit);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    walk_structural(item_schema, item, &path.index(i), visit);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// An embedded resource needs `apiVersion` and `kind`.
+fn check_embedded(schema: &Value, value: &Value, path: &Path, errors: &mut Vec<FieldError>) {
+    if !flag(schema, "x-kubernetes-embedded-resource") {
+        return;
+    }
+    let Value::Object(map) = value else { return };
+    for name in ["apiVersion", "kind"] {
+        if map
+            .get(name)
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            errors.push(FieldError::new(
+                &path.field(name).fields(),
+                FieldErrorKind::Required,
+                None,
+                "must not be empty",
+            ));
+        }
+    }
+}
+
+/// `x-kubernetes-list-type: set` items and `map` keys must be unique.
+fn check_list_type(schema: &Value, value: &Value, path: &Path, errors: &mut Vec<FieldError>) {
+    let Value::Array(items) = value else { return };
+    match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+        Some("set") => {
+            for (i, item) in items.iter().enumerate() {
+                if items[..i].iter().any(|earlier| json_eq(earlier, item)) {
+                    errors.push(FieldError::new(
+                        &path.index(i).fields(),
+                        FieldErrorKind::Duplicate,
+                        Some(item),
+                        "",
+                    ));
+                }
+            }
+        }
+        Some("map") => {
+            if let Some(i) = items
+                .iter()
+                .position(|item| !item.is_object() && !item.is_null())
+            {
+                errors.push(FieldError::new(
+                    &path.index(i).fields(),
+                    FieldErrorKind::Invalid,
+                    Some(&items[i]),
+                    "must be an object for an array of list-type map",
+                ));
+                return;
+            }
+            let keys: Vec<&str> = schema
+                .get("x-kubernetes-list-map-keys")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let key_of = |item: &Value| -> BTreeMap<String, Value> {
+                keys.iter()
+                    .filter_map(|k| item.get(*k).map(|v| (k.to_string(), v.clone())))
+                    .collect()
+            };
+            for (i, item) in items.iter().enumerate() {
+                let key = key_of(item);
+                if items[..i].iter().any(|earlier| key_of(earlier) == key) {
+                    let shown = Value::Object(key.into_iter().collect());
+                    errors.push(FieldError::new(
+                        &path.index(i).fields(),
+                        FieldErrorKind::Duplicate,
+                        Some(&shown),
+                        "",
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn lines(schema: &Value, object: &Value) -> Vec<String> {
+        validate(schema, object)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    fn spec(properties: Value) -> Value {
+        json!({"type": "object", "properties": {"spec": {"type": "object", "properties": properties}}})
+    }
+
+    #[test]
+    fn valid_object_has_no_errors() {
+        let schema = spec(
+            json!({"replicas": {"type": "integer", "minimum": 0}, "name": {"type": "string"}}),
+        );
+        assert!(
+            validate(
+                &schema,
+                &json!({"apiVersion": "a/v1", "spec": {"replicas": 2, "name": "x"}})
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn type_errors_name_the_actual_type() {
+        let schema = spec(json!({
+            "replicas": {"type": "integer"}, "ratio": {"type": "number"}, "on": {"type": "boolean"},
+            "tags": {"type": "array"}, "sub": {"type": "object"}, "name": {"type": "string"}
+        }));
+        let object = json!({"spec": {"replicas": "3", "ratio": "x", "on": 1, "tags": {}, "sub": [], "name": 5}});
+        assert_eq!(
+            lines(&schema, &object),
+            vec![
+                r#"spec.name: Invalid value: "integer": spec.name in body must be of type string: "integer""#,
+                r#"spec.on: Invalid value: "integer": spec.on in body must be of type boolean: "integer""#,
+                r#"spec.ratio: Invalid value: "string": spec.ratio in body must be of type number: "string""#,
+                r#"spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string""#,
+                r#"spec.sub: Invalid value: "array": spec.sub in body must be of type object: "array""#,
+                r#"spec.tags: Invalid value: "object": spec.tags in body must be of type array: "object""#,
+            ]
+        );
+        assert!(
+            validate(&schema, &json!({"spec": {"replicas": 3.0, "ratio": 2}})).is_empty(),
+            "integral float is an integer, integer is a number"
+        );
+        assert_eq!(
+            lines(&schema, &json!({"spec": {"replicas": 1.5}})),
+            vec![
+                r#"spec.replicas: Invalid value: "number": spec.replicas in body must be of type integer: "number""#
+            ]
+        );
+        assert_eq!(
+            validate(&schema, &json!({"spec": {"replicas": "3"}}))[0].kind,
+            FieldErrorKind::TypeInvalid
+        );
+    }
+
+    #[test]
+    fn null_needs_nullable() {
+        let schema =
+            spec(json!({"a": {"type": "string"}, "b": {"type": "string", "nullable": true}}));
+        assert_eq!(
+            lines(&schema, &json!({"spec": {"a": null, "b": null}})),
+            vec![r#"spec.a: Invalid value: "null": spec.a in body must be of type string: "null""#]
+        );
+    }
+
+    #[test]
+    fn required_fields() {
+        let schema = json!({"type": "object", "required": ["spec"], "properties": {"spec": {"type": "object",
+            "required": ["replicas", "image"], "properties": {"replicas": {"type": "integer"}, "image": {"type": "string"}}}}});
+        assert_eq!(lines(&schema, &json!({})), vec!["spec: Required value"]);
+        let errors = validate(&schema, &json!({"spec": {"image": "x"}}));
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "spec.replicas");
+        assert_eq!(errors[0].kind, FieldErrorKind::Required);
+        assert_eq!(errors[0].message, "Required value");
+    }
+
+    #[test]
+    fn enums_list_supported_values() {
+        let schema = spec(
+            json!({"mode": {"type": "string", "enum": ["a", "b"]}, "level": {"type": "integer", "enum": [1, 2]}}),
+        );
+        assert_eq!(
+            lines(&schema, &json!({"spec": {"mode": "x", "level": 3}})),
+            vec![
+                r#"spec.level: Unsupported value: 3: supported values: "1", "2""#,
+                r#"spec.mode: Unsupported value: "x": supported values: "a", "b""#,
+            ]
+        );
+        assert!(validate(&schema, &json!({"spec": {"mode": "b", "level": 2.0}})).is_empty());
+    }
+
+    #[test]
+    fn numeric_bounds() {
+        let schema = spec(json!({
+            "a": {"type": "integer", "minimum": 1, "maximum": 10},
+            "b": {"type": "integer", "minimum": 1, "exclusiveMinimum": true, "maximum": 10, "exclusiveMaximum": true},
+            "c": {"type": "number", "multipleOf": 0.5, "maximum": 1000000}
+        }));
+        assert_eq!(
+            lines(
+                &schema,
+                &json!({"spec": {"a": 0, "b": 10, "c": 2000000.25}})
+            ),
+            vec![
+                "spec.a: Invalid value: 0: spec.a in body should be greater than or equal to 1",
+                "spec.b: Invalid value: 10: spec.b in body should be less than 10",
+                "spec.c: Invalid value: 2.00000025e+06: spec.c in body should be a multiple of 0.5",
+                "spec.c: Invalid value: 2.00000025e+06: spec.c in body should be less than or equal to 1e+06",
+            ]
+        );
+        assert_eq!(
+            lines(&schema, &json!({"spec": {"a": 11, "b": 1}})),
+            vec![
+                "spec.a: Invalid value: 11: spec.a in body should be less than or equal to 10",
+                "spec.b: Invalid value: 1: spec.b in body should be greater than 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn string_constraints() {
+        let schema = spec(json!({
+            "name": {"type": "string", "minLength": 2, "maxLength": 4, "pattern": "^[a-z]+$"},
+            "at": {"type": "string", "format": "date-time"},
+            "id": {"type": "string", "format": "uuid"},
+            "n": {"type": "integer", "format": "int32"}
+        }));
+        assert_eq!(
+            lines(
+                &schema,
+                &json!({"spec": {"name": "ABCDE", "at": "yesterday", "id": "nope", "n": 5}})
+            ),
+            vec![
+                r#"spec.at: Invalid value: "yesterday": spec.at in body must be of type date-time: "yesterday""#,
+                r#"spec.id: Invalid value: "nope": spec.id in body must be of type uuid: "nope""#,
+                "spec.name: Too long: may not be more than 4 bytes",
+                r#"spec.name: Invalid value: "ABCDE": spec.name in body should match '^[a-z]+$'"#,
+            ]
+        );
+        assert_eq!(
+            lines(&schema, &json!({"spec": {"name": "a"}})),
+            vec![
+                r#"spec.name: Invalid value: "a": spec.name in body should be at least 2 chars long"#
+            ]
+        );
+        let ok = json!({"spec": {"name": "abc", "at": "2024-01-02T03:04:05Z", "id": "123e4567-e89b-12d3-a456-426614174000"}});
+        assert!(validate(&schema, &ok).is_empty());
+    }
+
+    #[test]
+    fn arrays_and_item_paths() {
+        let schema = spec(
+            json!({"items": {"type": "array", "minItems": 1, "maxItems": 2,
+            "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}),
+        );
+        assert_eq!(
+            lines(
+                &schema,
+                &json!({"spec": {"items": [{"name": "a"}, {"name": 1}, {}]}})
+            ),
+            vec![
+                "spec.items: Too many: 3: must have at most 2 items",
+                r#"spec.items[1].name: Invalid value: "integer": spec.items[1].name in body must be of type string: "integer""#,
+                "spec.items[2].name: Required value",
+            ]
+        );
+        assert_eq!(
+            lines(&schema, &json!({"spec": {"items": []}})),
+            vec!["spec.items: Invalid value: 0: spec.items in body should have at least 1 items"]
+        );
+    }
+
+    #[test]
+    fn maps_use_dotted_keys_and_property_counts() {
+        let schema = spec(json!({"labels": {"type": "object", "maxProperties": 1,
+            "additionalProperties": {"type": "string", "maxLength": 3}}}));
+        assert_eq!(
+            lines(
+                &schema,
+                &json!({"spec": {"labels": {"foo": "toolong", "b": "ok"}}})
+            ),
+            vec![
+                "spec.labels: Too many: 2: must have at most 1 item",
+                "spec.labels.foo: Too long: may not be more than 3 bytes",
+            ]
+        );
+    }
+
+    #[test]
+    fn int_or_string() {
+        let schema = spec(json!({"port": {"x-kubernetes-int-or-string": true}}));
+        assert!(validate(&schema, &json!({"spec": {"port": 80}})).is_empty());
+        assert!(validate(&schema, &json!({"spec": {"port": "http"}})).is_empty());
+        assert_eq!(
+            lines(&schema, &json!({"spec": {"port": true}})),
+            vec![
+                r#"spec.port: Invalid value: "boolean": spec.port in body must be of type integer,string: "boolean""#
+            ]
+        );
+    }
+
+    #[test]
+    fn preserve_unknown_fields_skips_type_checks_of_untyped_nodes() {
+        let schema = spec(json!({"config": {"x-kubernetes-preserve-unknown-fields": true}}));
+        assert!(
+            validate(
+                &schema,
+                &json!({"spec": {"config": {"anything": [1, "x"]}}})
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn embedded_resources_need_api_version_and_kind() {
+        let schema = spec(
+            json!({"template": {"type": "object", "x-kubernetes-embedded-resource": true,
+            "x-kubernetes-preserve-unknown-fields": true}}),
+        );
+        assert_eq!(
+            lines(&schema, &json!({"spec": {"template": {"kind": "Pod"}}})),
+            vec!["spec.template.apiVersion: Required value: must not be empty"]
+        );
+        assert!(
+            validate(
+                &schema,
+                &json!({"spec": {"template": {"apiVersion": "v1", "kind": "Pod"}}})
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn list_type_set_and_map_uniqueness() {
+        let schema = spec(json!({
+            "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+            "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["port", "protocol"],
+                "items": {"type": "object", "properties": {"port": {"type": "integer"}, "protocol": {"type": "string"}, "name": {"type": "string"}}}}
+        }));
+        let object = json!({"spec": {
+            "tags": ["a", "b", "a"],
+            "ports": [{"port": 80, "protocol": "TCP", "name": "a"}, {"port": 80, "protocol": "UDP"}, {"port": 80, "protocol": "TCP", "name": "b"}]
+        }});
+        let errors = validate(&schema, &object);
+        assert_eq!(
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            vec![
+                r#"spec.ports[2]: Duplicate value: map[string]interface {}{"port":80, "protocol":"TCP"}"#,
+                r#"spec.tags[2]: Duplicate value: "a""#,
+            ]
+        );
+        assert!(errors.iter().all(|e| e.kind == FieldErrorKind::Duplicate));
+    }
+
+    #[test]
+    fn list_type_paths_put_map_keys_in_brackets() {
+        let schema = spec(
+            json!({"groups": {"type": "object", "additionalProperties": {
+            "type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}}}}),
+        );
+        assert_eq!(
+            lines(&schema, &json!({"spec": {"groups": {"foo": ["x", "x"]}}})),
+            vec![r#"spec.groups[foo][1]: Duplicate value: "x""#]
+        );
+    }
+
+    #[test]
+    fn combinators() {
+        let schema = spec(
+            json!({"v": {"type": "integer", "anyOf": [{"minimum": 10}, {"maximum": 0}], "not": {"enum": [20]}}}),
+        );
+        assert!(validate(&schema, &json!({"spec": {"v": 11}})).is_empty());
+        let errors = lines(&schema, &json!({"spec": {"v": 5}}));
+        assert_eq!(
+            errors[0],
+            r#"spec.v: Invalid value: "": spec.v in body must validate at least one schema (anyOf)"#
+        );
+        assert_eq!(
+            lines(&schema, &json!({"spec": {"v": 20}})),
+            vec![r#"spec.v: Invalid value: "": spec.v in body must not validate the schema (not)"#]
+        );
+    }
+}
