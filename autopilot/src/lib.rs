@@ -1,5 +1,8 @@
 //! Autopilot.
 
+pub mod leader;
 pub mod manifests;
+pub mod observability;
+pub mod shutdown;
 pub mod sinks;
 pub mod sources;

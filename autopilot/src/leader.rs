@@ -1,0 +1,641 @@
+//! Leader election on a `coordination.k8s.io/v1` Lease.
+//!
+//! Several replicas of an operator contend for one Lease; the holder runs the phase handlers and the others
+//! wait. The rules follow client-go's `leaderelection` so the Lease reads the same to `kubectl` users:
+//!
+//! - A replica takes the Lease when it does not exist (create), when nobody holds it (released), or when the
+//!   holder has not renewed it for the lease duration. Expiry is judged on this replica's own clock, from the
+//!   moment it last saw the Lease record change, so clock skew between nodes does not matter.
+//! - Every write is an update guarded by the `resourceVersion` that was read, so of two replicas racing for
+//!   the same Lease exactly one wins; the other gets a conflict and stays a standby.
+//! - The leader renews every retry period. When it cannot renew within the renew deadline, it steps down
+//!   (its [`Leadership`] turns to standby) — before anyone else may consider the Lease expired, because the
+//!   renew deadline is shorter than the lease duration.
+//! - [`LeaseGuard::release`] clears `holderIdentity`, so a standby takes over at its next retry instead of
+//!   waiting for the Lease to expire. Dropping the guard without releasing models a crash: the Lease is left
+//!   to expire.
+//!
+//! We write the elector ourselves rather than use a lease crate: the ones on kube 5 renew and release with
+//! patches that carry no `resourceVersion` precondition, which lets a stale holder overwrite a newer one.
+//!
+//! ```no_run
+//! # async fn example(client: kube::Client) -> Result<(), autopilot::leader::LeaderError> {
+//! use autopilot::leader::{LeaderElectionConfig, LeaderElector};
+//!
+//! let config = LeaderElectionConfig::new("my-operator", "operators");
+//! let guard = LeaderElector::new(client, config)?.spawn();
+//! let mut leadership = guard.leadership();
+//! leadership.wait_until_leader().await;
+//! // ... run the controllers until leadership is lost or the process shuts down ...
+//! guard.release().await?;
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ObjectMeta, PostParams};
+use kube::{Api, Client};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::shutdown::run_with_grace;
+
+/// Default time a standby waits after the last renewal before it takes the Lease over.
+pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
+/// Default time the leader keeps trying to renew before it steps down.
+pub const DEFAULT_RENEW_DEADLINE: Duration = Duration::from_secs(10);
+/// Default interval between two acquire or renew attempts.
+pub const DEFAULT_RETRY_PERIOD: Duration = Duration::from_secs(2);
+
+/// Errors of leader election.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaderError {
+    /// A setting is out of range; `field` names it as the operator configuration does.
+    #[error("invalid leader election setting `{field}`: {reason}")]
+    InvalidConfig {
+        /// The offending setting.
+        field: &'static str,
+        /// Why it is rejected.
+        reason: String,
+    },
+    /// A request to the API server about the Lease failed.
+    #[error("request for lease {namespace}/{name} failed")]
+    Api {
+        /// Namespace of the Lease.
+        namespace: String,
+        /// Name of the Lease.
+        name: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The background election task panicked or was cancelled.
+    #[error("leader election task ended abnormally")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// Where and how to contend for leadership.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderElectionConfig {
+    /// Name of the Lease object.
+    pub lease_name: String,
+    /// Namespace of the Lease object.
+    pub lease_namespace: String,
+    /// This replica's identity, written to `holderIdentity`; must be unique among the replicas.
+    pub identity: String,
+    /// How long a standby waits after the last renewal it saw before taking over.
+    pub lease_duration: Duration,
+    /// How long the leader keeps retrying a renewal before it steps down; shorter than `lease_duration`.
+    pub renew_deadline: Duration,
+    /// Interval between attempts; shorter than `renew_deadline`.
+    pub retry_period: Duration,
+}
+
+impl LeaderElectionConfig {
+    /// Settings with the controller-runtime defaults (15 s / 10 s / 2 s) and [`default_identity`].
+    ///
+    /// ```
+    /// let config = autopilot::leader::LeaderElectionConfig::new("canary-operator", "operators");
+    /// assert_eq!(config.lease_duration.as_secs(), 15);
+    /// assert!(config.validate().is_ok());
+    /// ```
+    pub fn new(lease_name: impl Into<String>, lease_namespace: impl Into<String>) -> Self {
+        Self {
+            lease_name: lease_name.into(),
+            lease_namespace: lease_namespace.into(),
+            identity: default_identity(),
+            lease_duration: DEFAULT_LEASE_DURATION,
+            renew_deadline: DEFAULT_RENEW_DEADLINE,
+            retry_period: DEFAULT_RETRY_PERIOD,
+        }
+    }
+
+    /// Checks that the names are set and that `retry_period < renew_deadline < lease_duration`, which is what
+    /// keeps two replicas from leading at once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut config = autopilot::leader::LeaderElectionConfig::new("op", "default");
+    /// config.renew_deadline = Duration::from_secs(20);
+    /// let error = config.validate().unwrap_err().to_string();
+    /// assert!(error.contains("renewDeadline"), "{error}");
+    /// ```
+    pub fn validate(&self) -> Result<(), LeaderError> {
+        let invalid = |field, reason: &str| {
+            Err(LeaderError::InvalidConfig {
+                field,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.lease_name.is_empty() {
+            return invalid("leaseName", "must not be empty");
+        }
+        if self.lease_namespace.is_empty() {
+            return invalid("leaseNamespace", "must not be empty");
+        }
+        if self.identity.is_empty() {
+            return invalid("identity", "must not be empty");
+        }
+        if self.lease_duration.as_secs() < 1 {
+            return invalid("leaseDuration", "must be at least one second");
+        }
+        if self.renew_deadline >= self.lease_duration {
+            return invalid("renewDeadline", "must be shorter than leaseDuration");
+        }
+        if self.retry_period.is_zero() || self.retry_period >= self.renew_deadline {
+            return invalid(
+                "retryPeriod",
+                "must be positive and shorter than renewDeadline",
+            );
+        }
+        Ok(())
+    }
+
+    /// The lease duration in whole seconds, as the Lease stores it.
+    fn lease_seconds(&self) -> i32 {
+        i32::try_from(self.lease_duration.as_secs()).unwrap_or(i32::MAX)
+    }
+}
+
+/// The identity a replica uses when none is configured: the pod name from `POD_NAME` (set it from the
+/// downward API), else the host name with a random suffix so two processes on one host differ.
+///
+/// ```
+/// let identity = autopilot::leader::default_identity();
+/// assert!(!identity.is_empty());
+/// ```
+pub fn default_identity() -> String {
+    if let Ok(pod) = std::env::var("POD_NAME")
+        && !pod.is_empty()
+    {
+        return pod;
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "autopilot".to_owned());
+    let suffix: String = std::iter::repeat_with(fastrand::lowercase)
+        .take(6)
+        .collect();
+    format!("{host}-{suffix}")
+}
+
+/// What this replica currently is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaderStatus {
+    /// The Lease has not been read successfully yet.
+    Starting,
+    /// Another replica holds the Lease (or nobody does and this one has not taken it yet).
+    Standby,
+    /// This replica holds the Lease and may run handlers.
+    Leader,
+}
+
+/// A read-only view of this replica's [`LeaderStatus`], cheap to clone.
+///
+/// When the election task ends (released or dropped), the view reports [`LeaderStatus::Standby`].
+#[derive(Clone, Debug)]
+pub struct Leadership {
+    status: watch::Receiver<LeaderStatus>,
+    /// Keeps the sender of [`Leadership::always`] alive: a dropped sender reads as "no longer leading".
+    _always: Option<Arc<watch::Sender<LeaderStatus>>>,
+}
+
+impl Leadership {
+    /// A view that always leads, for operators that run without leader election.
+    ///
+    /// ```
+    /// assert!(autopilot::leader::Leadership::always().is_leader());
+    /// ```
+    pub fn always() -> Self {
+        let (sender, status) = watch::channel(LeaderStatus::Leader);
+        Self {
+            status,
+            _always: Some(Arc::new(sender)),
+        }
+    }
+
+    /// The current status.
+    pub fn status(&self) -> LeaderStatus {
+        if self.status.has_changed().is_err() {
+            return LeaderStatus::Standby;
+        }
+        *self.status.borrow()
+    }
+
+    /// Whether this replica leads right now.
+    pub fn is_leader(&self) -> bool {
+        self.status() == LeaderStatus::Leader
+    }
+
+    /// Waits until this replica leads. Never returns when the election has ended without leading.
+    pub async fn wait_until_leader(&mut self) {
+        if self
+            .status
+            .wait_for(|s| *s == LeaderStatus::Leader)
+            .await
+            .is_err()
+        {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Waits until this replica no longer leads (stepped down, released, or the election task ended).
+    pub async fn wait_until_lost(&mut self) {
+        // An error means the sender is gone, which also means we no longer lead.
+        let _ = self.status.wait_for(|s| *s != LeaderStatus::Leader).await;
+    }
+
+    /// Waits for the next status change and returns the new status, or `None` once the election has ended.
+    pub async fn changed(&mut self) -> Option<LeaderStatus> {
+        self.status.changed().await.ok()?;
+        Some(*self.status.borrow_and_update())
+    }
+}
+
+/// The outcome of one acquire-or-renew attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Attempt {
+    /// We hold the Lease (acquired or renewed).
+    Held,
+    /// Someone else holds an unexpired Lease.
+    HeldByOther(String),
+    /// Another writer got in between our read and our write; try again later.
+    Conflict,
+}
+
+/// The parts of the Lease record whose change proves the holder is alive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Record {
+    holder: Option<String>,
+    renew_time: Option<MicroTime>,
+    transitions: Option<i32>,
+    duration: Duration,
+}
+
+/// Contends for one Lease. Use [`LeaderElector::spawn`] to run it in the background, or drive the single
+/// steps yourself.
+#[derive(Debug)]
+pub struct LeaderElector {
+    api: Api<Lease>,
+    config: LeaderElectionConfig,
+    /// The last record seen and when (on our clock) it was first seen.
+    observed: Option<(Record, Instant)>,
+}
+
+impl LeaderElector {
+    /// An elector for the Lease named in `config`, which is validated here.
+    pub fn new(client: Client, config: LeaderElectionConfig) -> Result<Self, LeaderError> {
+        config.validate()?;
+        Ok(Self {
+            api: Api::namespaced(client, &config.lease_namespace),
+            config,
+            observed: None,
+        })
+    }
+
+    /// The settings this elector uses.
+    pub fn config(&self) -> &LeaderElectionConfig {
+        &self.config
+    }
+
+    fn api_error(&self, source: kube::Error) -> LeaderError {
+        LeaderError::Api {
+            namespace: self.config.lease_namespace.clone(),
+            name: self.config.lease_name.clone(),
+            source,
+        }
+    }
+
+    /// Remembers the record and restarts the expiry clock when it changed.
+    fn observe(&mut self, spec: Option<&LeaseSpec>) {
+        let spec = spec.cloned().unwrap_or_default();
+        let record = Record {
+            holder: spec.holder_identity.filter(|h| !h.is_empty()),
+            renew_time: spec.renew_time,
+            transitions: spec.lease_transitions,
+            duration: spec
+                .lease_duration_seconds
+                .and_then(|s| u64::try_from(s).ok())
+                .map_or(self.config.lease_duration, Duration::from_secs),
+        };
+        if self
+            .observed
+            .as_ref()
+            .is_none_or(|(seen, _)| *seen != record)
+        {
+            self.observed = Some((record, Instant::now()));
+        }
+    }
+
+    fn observed_expired(&self) -> bool {
+        self.observed
+            .as_ref()
+            .is_none_or(|(record, at)| at.elapsed() >= record.duration)
+    }
+
+    /// Makes one attempt to acquire the Lease or renew it; returns whether this replica holds it afterwards.
+    async fn try_acquire_or_renew(&mut self) -> Result<Attempt, LeaderError> {
+        let now = MicroTime(Timestamp::now());
+        let identity = self.config.identity.clone();
+        let Some(mut lease) = self
+            .api
+            .get_opt(&self.config.lease_name)
+            .await
+            .map_err(|e| self.api_error(e))?
+        else {
+            return self.create(now).await;
+        };
+        self.observe(lease.spec.as_ref());
+        let spec = lease.spec.take().unwrap_or_default();
+        let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
+        let ours = holder.as_deref() == Some(identity.as_str());
+        if let Some(other) = holder.as_ref().filter(|_| !ours)
+            && !self.observed_expired()
+        {
+            return Ok(Attempt::HeldByOther(other.clone()));
+        }
+        lease.spec = Some(LeaseSpec {
+            acquire_time: if ours {
+                spec.acquire_time.clone()
+            } else {
+                Some(now.clone())
+            },
+            holder_identity: Some(identity),
+            lease_duration_seconds: Some(self.config.lease_seconds()),
+            lease_transitions: if ours {
+                spec.lease_transitions
+            } else {
+                Some(spec.lease_transitions.unwrap_or(0).saturating_add(1))
+            },
+            renew_time: Some(now),
+            ..spec
+        });
+        // `lease.metadata.resourceVersion` is the one we read: the update fails if anyone wrote since.
+        match self
+            .api
+            .replace(&self.config.lease_name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(updated) => {
+                self.observe(updated.spec.as_ref());
+                if !ours {
+                    info!(lease = %self.config.lease_name, identity = %self.config.identity, "acquired lease");
+                }
+                Ok(Attempt::Held)
+            }
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::Conflict),
+            Err(e) => Err(self.api_error(e)),
+        }
+    }
+
+    async fn create(&mut self, now: MicroTime) -> Result<Attempt, LeaderError> {
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some(self.config.lease_name.clone()),
+                namespace: Some(self.config.lease_namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(self.config.identity.clone()),
+                lease_duration_seconds: Some(self.config.lease_seconds()),
+                acquire_time: Some(now.clone()),
+                renew_time: Some(now),
+                lease_transitions: Some(0),
+                ..LeaseSpec::default()
+            }),
+        };
+        match self.api.create(&PostParams::default(), &lease).await {
+            Ok(created) => {
+                self.observe(created.spec.as_ref());
+                info!(lease = %self.config.lease_name, identity = %self.config.identity, "created and acquired lease");
+                Ok(Attempt::Held)
+            }
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Attempt::Conflict),
+            Err(e) => Err(self.api_error(e)),
+        }
+    }
+
+    /// Makes one attempt to acquire or renew the Lease; `true` when this replica holds it afterwards.
+    pub async fn try_lead(&mut self) -> Result<bool, LeaderError> {
+        Ok(self.try_acquire_or_renew().await? == Attempt::Held)
+    }
+
+    /// Gives the Lease up if this replica holds it: clears `holderIdentity` so a standby takes over at its
+    /// next attempt. Returns whether a release was written.
+    pub async fn release(&mut self) -> Result<bool, LeaderError> {
+        let Some(mut lease) = self
+            .api
+            .get_opt(&self.config.lease_name)
+            .await
+            .map_err(|e| self.api_error(e))?
+        else {
+            return Ok(false);
+        };
+        let Some(spec) = lease.spec.as_mut() else {
+            return Ok(false);
+        };
+        if spec.holder_identity.as_deref() != Some(self.config.identity.as_str()) {
+            return Ok(false);
+        }
+        spec.holder_identity = None;
+        spec.acquire_time = None;
+        spec.renew_time = Some(MicroTime(Timestamp::now()));
+        spec.lease_duration_seconds = Some(1);
+        match self
+            .api
+            .replace(&self.config.lease_name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => {
+                info!(lease = %self.config.lease_name, identity = %self.config.identity, "released lease");
+                Ok(true)
+            }
+            // Someone else wrote the Lease since we read it, so it is no longer ours to release.
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+            Err(e) => Err(self.api_error(e)),
+        }
+    }
+
+    /// Runs the election in a background task until the returned guard is released or dropped.
+    pub fn spawn(self) -> LeaseGuard {
+        let (status_tx, status_rx) = watch::channel(LeaderStatus::Starting);
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let task = tokio::spawn(self.run(status_tx, stop_rx));
+        LeaseGuard {
+            leadership: Leadership {
+                status: status_rx,
+                _always: None,
+            },
+            stop: Some(stop_tx),
+            task: Some(task),
+        }
+    }
+
+    async fn run(
+        mut self,
+        status: watch::Sender<LeaderStatus>,
+        mut stop: oneshot::Receiver<()>,
+    ) -> Result<bool, LeaderError> {
+        // The start of the last successful renewal; only set while leading.
+        let mut renewed_at: Option<Instant> = None;
+        let mut next = Instant::now();
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                () = tokio::time::sleep_until(next) => {}
+            }
+            let started = Instant::now();
+            // A hung request must not keep a leader leading past its renew deadline.
+            let deadline = renewed_at.unwrap_or(started) + self.config.renew_deadline;
+            let attempt = tokio::time::timeout_at(deadline, self.try_acquire_or_renew()).await;
+            let new_status = match attempt {
+                Ok(Ok(Attempt::Held)) => {
+                    renewed_at = Some(started);
+                    LeaderStatus::Leader
+                }
+                Ok(Ok(Attempt::HeldByOther(holder))) => {
+                    if renewed_at.take().is_some() {
+                        warn!(%holder, "lease taken by another replica, stepping down");
+                    }
+                    debug!(%holder, "lease held by another replica");
+                    LeaderStatus::Standby
+                }
+                outcome => {
+                    match outcome {
+                        Ok(Err(error)) => warn!(error = %error, "lease attempt failed"),
+                        Err(_) => warn!("lease attempt timed out"),
+                        Ok(Ok(_)) => debug!("lease attempt lost a race"),
+                    }
+                    match renewed_at {
+                        Some(at) if Instant::now() >= at + self.config.renew_deadline => {
+                            warn!("could not renew lease before the renew deadline, stepping down");
+                            renewed_at = None;
+                            LeaderStatus::Standby
+                        }
+                        Some(_) => LeaderStatus::Leader,
+                        None if self.observed.is_some() => LeaderStatus::Standby,
+                        None => *status.borrow(),
+                    }
+                }
+            };
+            status.send_if_modified(|current| std::mem::replace(current, new_status) != new_status);
+            next = started + self.config.retry_period;
+        }
+        // Stop leading before the release, so no handler starts while a standby takes over.
+        status.send_replace(LeaderStatus::Standby);
+        if renewed_at.is_some() {
+            return self.release().await;
+        }
+        Ok(false)
+    }
+}
+
+/// Owns a running election. [`LeaseGuard::release`] ends it cleanly; dropping it stops renewing without
+/// releasing, as a crash would.
+#[derive(Debug)]
+pub struct LeaseGuard {
+    leadership: Leadership,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<bool, LeaderError>>>,
+}
+
+impl LeaseGuard {
+    /// A view of this replica's status.
+    pub fn leadership(&self) -> Leadership {
+        self.leadership.clone()
+    }
+
+    /// Stops contending and, if this replica leads, clears the Lease's holder so a standby takes over at once.
+    /// Returns whether a release was written.
+    pub async fn release(mut self) -> Result<bool, LeaderError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.map_err(LeaderError::Task)?,
+            None => Ok(false),
+        }
+    }
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Runs `work` only while this replica leads, until `shutdown` is cancelled.
+///
+/// Each time this replica becomes leader, `work` is called with a fresh stop token and its future is run:
+/// - leadership lost: the token is cancelled and the future dropped at once, since a standby may take over
+///   soon — handlers stop at their next await point;
+/// - `shutdown` cancelled: the token is cancelled and the future gets `grace` to finish its in-flight work
+///   (cut short if leadership is lost meanwhile); then this returns;
+/// - the future ends by itself: its result is returned.
+///
+/// Release the Lease (see [`LeaseGuard::release`]) after this returns, so no handler runs past the release.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::time::Duration;
+/// use tokio_util::sync::CancellationToken;
+/// use autopilot::leader::{run_while_leading, Leadership};
+///
+/// let shutdown = CancellationToken::new();
+/// let trigger = shutdown.clone();
+/// let result: Result<(), ()> = run_while_leading(Leadership::always(), &shutdown, Duration::from_secs(1), |stop| {
+///     trigger.cancel(); // as if SIGTERM arrived while the work runs
+///     async move { stop.cancelled().await; Ok(()) }
+/// })
+/// .await;
+/// assert!(result.is_ok());
+/// # }
+/// ```
+pub async fn run_while_leading<F, Fut, E>(
+    mut leadership: Leadership,
+    shutdown: &CancellationToken,
+    grace: Duration,
+    mut work: F,
+) -> Result<(), E>
+where
+    F: FnMut(CancellationToken) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+{
+    loop {
+        tokio::select! {
+            () = leadership.wait_until_leader() => {}
+            () = shutdown.cancelled() => return Ok(()),
+        }
+        info!("leading: starting controllers");
+        let stop = shutdown.child_token();
+        let running = work(stop.clone());
+        tokio::pin!(running);
+        tokio::select! {
+            result = &mut running => return result,
+            () = leadership.wait_until_lost() => {
+                warn!("lost leadership: stopping controllers");
+                stop.cancel();
+            }
+            () = shutdown.cancelled() => {
+                let mut lost = leadership.clone();
+                return tokio::select! {
+                    finished = run_with_grace(&mut running, shutdown, grace) => finished.unwrap_or(Ok(())),
+                    () = lost.wait_until_lost() => Ok(()),
+                };
+            }
+        }
+    }
+}

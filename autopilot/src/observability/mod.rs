@@ -1,0 +1,18 @@
+//! What an operator shows about itself: Prometheus metrics, health probes and logs.
+//!
+//! - [`Metrics`]: the registry behind `/metrics` (reconciles, errors, durations, phase transitions, objects
+//!   per phase, leader status), in the OpenMetrics text format.
+//! - [`Health`]: the state behind `/healthz` and `/readyz`.
+//! - [`serve`]: the axum server that exposes both.
+//! - [`init_logging`]: text or JSON logs with env-filter levels; [`reconcile_span`] names the span fields.
+
+mod logging;
+mod metrics;
+mod server;
+
+pub use logging::{
+    DEFAULT_LOG_FILTER, LogConfig, LogFormat, LoggingError, init_logging, reconcile_span,
+    subscriber,
+};
+pub use metrics::{Metrics, ReconcileResult, ReconcileTimer};
+pub use server::{Health, OPENMETRICS_CONTENT_TYPE, Readiness, ServerError, bind, router, serve};
