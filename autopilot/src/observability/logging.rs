@@ -1,5 +1,6 @@
 //! Log output: text or JSON lines, filtered by `tracing-subscriber`'s env-filter directives.
 
+use std::io::IsTerminal;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -73,7 +74,7 @@ impl Default for LogConfig {
     }
 }
 
-/// Builds the subscriber for `config`, writing to `writer` (stderr, a file, a test buffer).
+/// Builds the subscriber for `config`, writing plain (uncoloured) lines to `writer` (a file, a test buffer).
 ///
 /// ```
 /// use autopilot::observability::{subscriber, LogConfig, LogFormat};
@@ -88,11 +89,24 @@ pub fn subscriber<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    build(config, writer, false)
+}
+
+fn build<W>(
+    config: &LogConfig,
+    writer: W,
+    ansi: bool,
+) -> Result<impl Subscriber + Send + Sync + 'static, LoggingError>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_new(&config.filter).map_err(|source| LoggingError::Filter {
         filter: config.filter.clone(),
         source,
     })?;
-    let layer = tracing_subscriber::fmt::layer().with_writer(writer);
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(ansi);
     let layer = match config.format {
         LogFormat::Text => tracing_subscriber::Layer::boxed(layer),
         LogFormat::Json => tracing_subscriber::Layer::boxed(
@@ -102,9 +116,10 @@ where
     Ok(tracing_subscriber::registry().with(filter).with(layer))
 }
 
-/// Installs the process-wide subscriber for `config`, writing to stderr.
+/// Installs the process-wide subscriber for `config`, writing to stderr (coloured text only on a terminal).
 pub fn init_logging(config: &LogConfig) -> Result<(), LoggingError> {
-    subscriber(config, std::io::stderr)?
+    let ansi = config.format == LogFormat::Text && std::io::stderr().is_terminal();
+    build(config, std::io::stderr, ansi)?
         .try_init()
         .map_err(LoggingError::AlreadyInstalled)
 }

@@ -236,6 +236,41 @@ impl Metrics {
         Ok(text)
     }
 
+    /// Creates the series of `controller` with zero values, so dashboards and alerts see them before the
+    /// first reconcile (as controller-runtime does): reconcile counts per result, errors, durations, active
+    /// workers, and per phase the handler durations and object counts.
+    ///
+    /// ```
+    /// let metrics = autopilot::observability::Metrics::new();
+    /// metrics.init_controller("canary", &["Initializing", "Waiting"]);
+    /// let text = metrics.encode().unwrap();
+    /// assert!(text.contains(r#"controller_runtime_reconcile_errors_total{controller="canary"} 0"#));
+    /// assert!(text.contains(r#"autopilot_objects{controller="canary",phase="Waiting"} 0"#));
+    /// ```
+    pub fn init_controller(&self, controller: &str, phases: &[&str]) {
+        let families = self.families();
+        for result in [
+            ReconcileResult::Success,
+            ReconcileResult::Error,
+            ReconcileResult::Requeue,
+            ReconcileResult::RequeueAfter,
+        ] {
+            let _ = families.reconcile_total.get_or_create(&ResultLabels {
+                controller: controller.to_owned(),
+                result,
+            });
+        }
+        let labels = controller_labels(controller);
+        let _ = families.reconcile_errors.get_or_create(&labels);
+        let _ = families.reconcile_time.get_or_create(&labels);
+        let _ = families.active_workers.get_or_create(&labels);
+        for phase in phases {
+            let labels = phase_labels(controller, phase);
+            let _ = families.handler_time.get_or_create(&labels);
+            let _ = families.objects.get_or_create(&labels);
+        }
+    }
+
     /// Marks a reconcile as running; call [`ReconcileTimer::finish`] on the returned guard with the outcome.
     ///
     /// ```

@@ -1,0 +1,74 @@
+//! Scraping helpers shared by the observability and leader tests.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use autopilot::observability::{Health, Metrics, bind, serve};
+use tokio_util::sync::CancellationToken;
+
+/// A probe server on an OS-chosen loopback port; stops when dropped.
+pub struct Server {
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+}
+
+impl Server {
+    pub async fn start(metrics: Metrics, health: Health) -> Self {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        tokio::spawn(serve(
+            listener,
+            metrics,
+            health,
+            stop.clone().cancelled_owned(),
+        ));
+        Self { addr, stop }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+/// GETs `url` and returns the status code and body.
+pub async fn get(url: &str) -> (u16, String) {
+    let response = http().get(url).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+/// The value of the sample `series` (metric name with its labels, exactly as exposed), if present.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+        value.split(' ').next()?.parse().ok()
+    })
+}
+
+/// The sum of all samples of metric `name` whose label set contains every `label="value"` pair in `labels`.
+pub fn sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            (metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
+            .then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
