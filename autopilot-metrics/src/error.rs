@@ -55,6 +55,21 @@ pub enum ConfigError {
     /// The HTTP client could not be built.
     #[error("HTTP client setup failed")]
     Http(#[source] reqwest::Error),
+    /// A file named in the configuration (token, CA) cannot be read.
+    #[error("cannot read {}", path.display())]
+    ReadFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// More than one way to authenticate was configured.
+    #[error("configure either a bearer token (or token file) or basic auth, not both")]
+    ConflictingAuth,
+    /// A CA file and insecure mode were both configured.
+    #[error("configure either a CA file or insecureSkipVerify, not both")]
+    ConflictingTls,
 }
 
 /// The `errorType` of a Prometheus error answer.

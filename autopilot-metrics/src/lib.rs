@@ -33,6 +33,7 @@
 mod builtin;
 mod check;
 mod client;
+mod config;
 mod error;
 mod response;
 pub mod template;
@@ -43,6 +44,7 @@ pub use check::{
     Analysis, CheckResult, Decision, MetricCheck, Progress, Round, ThresholdRange, Verdict,
 };
 pub use client::{Auth, ClientOptions, PrometheusClient, RequestMethod, TimeRange};
+pub use config::PrometheusConfig;
 pub use error::{ConfigError, Error, ErrorType, QueryError};
 pub use response::{
     InstantSample, Labels, QueryData, QueryResponse, RangeSeries, Sample, StringSample,

@@ -68,7 +68,10 @@ pub struct DurationError {
 /// assert_eq!(PromDuration::try_from(Duration::from_secs(90)).unwrap().to_string(), "1m30s");
 /// assert!("1m]) or vector(1)".parse::<PromDuration>().is_err());
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
 pub struct PromDuration(Duration);
 
 const UNITS: [(&str, u64); 7] = [
@@ -134,6 +137,20 @@ impl FromStr for PromDuration {
             return Err(fail("must not be zero"));
         }
         Ok(Self(Duration::from_millis(millis)))
+    }
+}
+
+impl TryFrom<String> for PromDuration {
+    type Error = DurationError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<PromDuration> for String {
+    fn from(d: PromDuration) -> Self {
+        d.to_string()
     }
 }
 
