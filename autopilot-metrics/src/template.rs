@@ -348,11 +348,13 @@ enum Part<'a> {
 }
 
 /// Splits a template into text and placeholders, tracking PromQL string literals (`"..."`, `'...'` with
-/// backslash escapes, and raw `` `...` ``) to know each placeholder's position.
+/// backslash escapes, and raw `` `...` ``) and `#` comments to know each placeholder's position. A
+/// placeholder in a comment counts as bare, so its value cannot hold a newline that would end the comment.
 fn parse(source: &str) -> Result<Vec<Part<'_>>, TemplateError> {
     let mut parts = Vec::new();
     let mut string: Option<(char, bool)> = None; // (quote, is regex operand)
     let mut escaped = false;
+    let mut in_comment = false; // `#` to end of line, outside strings
     let mut text_start = 0;
     let mut chars = source.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
@@ -393,6 +395,8 @@ fn parse(source: &str) -> Result<Vec<Part<'_>>, TemplateError> {
                     string = None;
                 }
             }
+            None if in_comment => in_comment = c != '\n',
+            None if c == '#' => in_comment = true,
             None if matches!(c, '"' | '\'' | '`') => {
                 let before = source[..i].trim_end();
                 let regex = before.ends_with("=~") || before.ends_with("!~");
@@ -584,6 +588,21 @@ mod tests {
                     }
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn quotes_in_comments_open_no_string() {
+        let t =
+            QueryTemplate::new("up # it's {{ target }}\n+ on() m{a=\"{{ namespace }}\"}").unwrap();
+        assert!(matches!(
+            t.render(&vars()),
+            Err(TemplateError::UnsafeValue { .. })
+        ));
+        let t = QueryTemplate::new("up # it's\n+ on() m{a=\"{{ namespace }}\"}").unwrap();
+        assert_eq!(
+            t.render(&vars().namespace("'x")).unwrap(),
+            "up # it's\n+ on() m{a=\"'x\"}"
         );
     }
 

@@ -176,3 +176,9 @@ async fn credentials_headers_and_methods_go_on_the_wire() {
     // base64("alice:pa:ss")
     assert_eq!(get.header("authorization"), Some("Basic YWxpY2U6cGE6c3M="));
 }
+
+#[test]
+#[should_panic(expected = "is not installed")]
+fn a_missing_prometheus_binary_fails_the_tests_loudly() {
+    support::program("prometheus-that-is-not-installed");
+}
