@@ -1,0 +1,302 @@
+//! Gateway API routing: an HTTPRoute `<app>` whose weighted rule splits between the Services
+//! `<app>-primary` and `<app>-canary`, attached to a Gateway or (Linkerd) to the apex Service.
+
+use async_trait::async_trait;
+use kube::Client;
+
+use super::{Feature, RouteChange, RouterError, TrafficRouter, Writer, check_supported};
+use crate::provider::{GatewayRef, MeshProvider};
+use crate::resources::gateway::{
+    HttpBackendRef, HttpHeaderMatch, HttpRoute, HttpRouteMatch, HttpRouteRule, HttpRouteSpec,
+    ParentReference,
+};
+use crate::route::{RequestMatch, Route, ValueMatch, Weights};
+
+/// What the HTTPRoute attaches to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Parent {
+    /// A Gateway (north-south traffic).
+    Gateway(GatewayRef),
+    /// The apex Service itself (mesh traffic, as Linkerd ≥ 2.12 routes it).
+    ApexService,
+}
+
+/// Routes with a `gateway.networking.k8s.io/v1` HTTPRoute.
+///
+/// It writes `parentRefs` (adding its parent) and `rules`; `hostnames` and other fields stay with
+/// whoever set them. Within `rules` it manages the weighted rule (the one with a backend
+/// `<app>-primary`, appended when missing) and the A/B rule (header matches, all traffic to
+/// `<app>-canary`); other rules, and other fields of its own rules (`timeouts`, `filters`, ...), are
+/// carried over unchanged. Mirroring is not offered.
+///
+/// For a Gateway:
+///
+/// ```no_run
+/// # async fn demo(client: kube::Client) -> Result<(), Box<dyn std::error::Error>> {
+/// use autopilot_mesh::{GatewayRef, HttpRouteRouter, RequestMatch, Route, TrafficRouter, ValueMatch};
+///
+/// let router = HttpRouteRouter::gateway(client, "autopilot", GatewayRef::new("ingress", "public"));
+/// let route = Route::new("shop", "podinfo", 9898);
+/// router.ensure(&route).await?;
+/// router.set_matches(&route, &[RequestMatch::header("x-canary", ValueMatch::Exact("yes".into()))]).await?;
+/// router.set_weights(&route, 90, 10).await?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// For Linkerd, attached to the apex Service `podinfo`:
+///
+/// ```no_run
+/// # async fn demo(client: kube::Client) -> Result<(), Box<dyn std::error::Error>> {
+/// use autopilot_mesh::{HttpRouteRouter, Route, TrafficRouter};
+///
+/// let router = HttpRouteRouter::linkerd(client, "autopilot");
+/// let route = Route::new("shop", "podinfo", 9898);
+/// router.set_weights(&route, 75, 25).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct HttpRouteRouter {
+    writer: Writer,
+    parent: Parent,
+}
+
+impl HttpRouteRouter {
+    /// A router attaching routes to `gateway`, applying as `field_manager`.
+    pub fn gateway(client: Client, field_manager: impl Into<String>, gateway: GatewayRef) -> Self {
+        Self {
+            writer: Writer::new(client, field_manager),
+            parent: Parent::Gateway(gateway),
+        }
+    }
+
+    /// A router for Linkerd, attaching routes to the app's apex Service, applying as `field_manager`.
+    pub fn linkerd(client: Client, field_manager: impl Into<String>) -> Self {
+        Self {
+            writer: Writer::new(client, field_manager),
+            parent: Parent::ApexService,
+        }
+    }
+
+    fn parent_ref(&self, route: &Route) -> ParentReference {
+        match &self.parent {
+            Parent::Gateway(gateway) => ParentReference {
+                name: gateway.name.clone(),
+                namespace: gateway.namespace.clone(),
+                section_name: gateway.section_name.clone(),
+                ..Default::default()
+            },
+            // Linkerd documents `core` as the group of a Service parent.
+            Parent::ApexService => ParentReference {
+                group: Some("core".into()),
+                kind: Some("Service".into()),
+                name: route.apex_service().to_owned(),
+                port: Some(route.port.into()),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl TrafficRouter for HttpRouteRouter {
+    fn provider(&self) -> MeshProvider {
+        match self.parent {
+            Parent::Gateway(_) => MeshProvider::GatewayApi,
+            Parent::ApexService => MeshProvider::Linkerd,
+        }
+    }
+
+    fn supports(&self, feature: Feature) -> bool {
+        match feature {
+            Feature::RequestMatching => true,
+            Feature::Mirroring => false,
+        }
+    }
+
+    async fn weights(&self, route: &Route) -> Result<Weights, RouterError> {
+        let object: HttpRoute = self.writer.get_existing(route, &route.app).await?;
+        read_weights(&object, route)
+    }
+
+    async fn apply(&self, route: &Route, change: RouteChange) -> Result<Weights, RouterError> {
+        check_supported(self, &change)?;
+        let parent = self.parent_ref(route);
+        let applied = self
+            .writer
+            .apply(route, &route.app, |current: Option<&HttpRoute>| {
+                let spec = edit(current.map(|r| &r.spec), route, &parent, &change);
+                HttpRoute::new(&route.app, spec)
+            })
+            .await?;
+        read_weights(&applied, route)
+    }
+}
+
+/// The part of the HTTPRoute we apply: `parentRefs` and `rules` after `change`.
+fn edit(
+    current: Option<&HttpRouteSpec>,
+    route: &Route,
+    parent: &ParentReference,
+    change: &RouteChange,
+) -> HttpRouteSpec {
+    let mut parent_refs = current.map(|s| s.parent_refs.clone()).unwrap_or_default();
+    if !parent_refs.iter().any(|p| same_parent(p, parent)) {
+        parent_refs.push(parent.clone());
+    }
+    let mut rules = current.map(|s| s.rules.clone()).unwrap_or_default();
+    if !rules.iter().any(|r| is_weighted(r, route)) {
+        rules.push(HttpRouteRule {
+            backend_refs: split(&[], route, Weights::PRIMARY),
+            ..Default::default()
+        });
+    }
+    let mut new_matches = None;
+    for weighted in rules.iter_mut().filter(|r| is_weighted(r, route)) {
+        match change {
+            RouteChange::Weights(w) => {
+                weighted.backend_refs = split(&weighted.backend_refs, route, *w);
+            }
+            RouteChange::Matches(conditions) => new_matches = Some(conditions.as_slice()),
+            RouteChange::Reset => {
+                weighted.backend_refs = split(&weighted.backend_refs, route, Weights::PRIMARY);
+                new_matches = Some(&[]);
+            }
+            RouteChange::Ensure | RouteChange::Mirror(_) => {}
+        }
+    }
+    if let Some(conditions) = new_matches {
+        rules.retain(|r| !is_match_rule(r, route));
+        if !conditions.is_empty() {
+            // Rules are ranked by match specificity, not order; in front only for readability.
+            let at = rules
+                .iter()
+                .position(|r| is_weighted(r, route))
+                .unwrap_or(0);
+            rules.insert(at, match_rule(conditions, route));
+        }
+    }
+    HttpRouteSpec {
+        parent_refs,
+        rules,
+        ..Default::default()
+    }
+}
+
+fn read_weights(object: &HttpRoute, route: &Route) -> Result<Weights, RouterError> {
+    let weighted = object
+        .spec
+        .rules
+        .iter()
+        .find(|r| is_weighted(r, route))
+        .ok_or_else(|| RouterError::MissingRoute {
+            kind: "HTTPRoute".into(),
+            namespace: route.namespace.clone(),
+            name: route.app.clone(),
+            service: route.primary_service(),
+        })?;
+    // Weights are relative and default to 1; a lone backend takes everything.
+    let weight_of = |service: &str| -> i64 {
+        weighted
+            .backend_refs
+            .iter()
+            .filter(|b| is_service(b, service))
+            .map(|b| match weighted.backend_refs.len() {
+                1 => 1,
+                _ => b.weight.unwrap_or(1).into(),
+            })
+            .sum()
+    };
+    Ok(Weights::from_relative(
+        weight_of(&route.primary_service()),
+        weight_of(&route.canary_service()),
+    )?)
+}
+
+/// Backends `<app>-primary` and `<app>-canary` with `weights`, keeping what `existing` refs to them
+/// carry (per-backend filters); other backends are dropped.
+fn split(existing: &[HttpBackendRef], route: &Route, weights: Weights) -> Vec<HttpBackendRef> {
+    [
+        (route.primary_service(), weights.primary()),
+        (route.canary_service(), weights.canary()),
+    ]
+    .into_iter()
+    .map(|(service, weight)| {
+        let mut backend = existing
+            .iter()
+            .find(|b| is_service(b, &service))
+            .cloned()
+            .unwrap_or_else(|| backend(&service, route));
+        backend.weight = Some(weight as i32);
+        backend
+    })
+    .collect()
+}
+
+/// The A/B rule: requests matching all `conditions` go to the canary.
+fn match_rule(conditions: &[RequestMatch], route: &Route) -> HttpRouteRule {
+    let headers = conditions
+        .iter()
+        .map(|c| {
+            let (name, value) = c.as_header();
+            let (match_type, value) = match value {
+                ValueMatch::Exact(v) => ("Exact", v),
+                // Gateway API has no prefix match for headers.
+                other => ("RegularExpression", other.to_regex()),
+            };
+            HttpHeaderMatch {
+                match_type: Some(match_type.into()),
+                name,
+                value,
+            }
+        })
+        .collect();
+    let mut canary = backend(&route.canary_service(), route);
+    canary.weight = Some(100);
+    HttpRouteRule {
+        matches: vec![HttpRouteMatch {
+            headers,
+            ..Default::default()
+        }],
+        backend_refs: vec![canary],
+        ..Default::default()
+    }
+}
+
+fn backend(service: &str, route: &Route) -> HttpBackendRef {
+    HttpBackendRef {
+        name: service.to_owned(),
+        port: Some(route.port.into()),
+        ..Default::default()
+    }
+}
+
+fn is_service(backend: &HttpBackendRef, service: &str) -> bool {
+    backend.name == service
+        && backend.kind.as_deref().unwrap_or("Service") == "Service"
+        && backend.group.as_deref().unwrap_or("").is_empty()
+}
+
+fn is_weighted(rule: &HttpRouteRule, route: &Route) -> bool {
+    let primary = route.primary_service();
+    rule.backend_refs.iter().any(|b| is_service(b, &primary))
+}
+
+fn is_match_rule(rule: &HttpRouteRule, route: &Route) -> bool {
+    let canary = route.canary_service();
+    !rule.matches.iter().all(|m| m.headers.is_empty())
+        && !rule.backend_refs.is_empty()
+        && rule.backend_refs.iter().all(|b| is_service(b, &canary))
+}
+
+fn same_parent(a: &ParentReference, b: &ParentReference) -> bool {
+    let group = |p: &ParentReference| p.group.clone().unwrap_or_default();
+    let kind = |p: &ParentReference| p.kind.clone().unwrap_or_else(|| "Gateway".into());
+    a.name == b.name
+        && a.namespace == b.namespace
+        && kind(a) == kind(b)
+        && group(a) == group(b)
+        && a.section_name == b.section_name
+        && a.port == b.port
+}
