@@ -1,6 +1,8 @@
 //! The CRD manifests: generated from the types, committed under `crds/`, structural, and keeping
 //! unknown fields where the types do.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 
 use autopilot_mesh::crds;

@@ -1,5 +1,7 @@
 //! YAML in the shape of each project's documentation → typed → YAML/JSON keeps every field.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use autopilot_mesh::resources::{gateway, istio, smi};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
