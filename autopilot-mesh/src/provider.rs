@@ -47,6 +47,33 @@ impl MeshProvider {
             Self::GatewayApi => "gatewayapi",
         }
     }
+
+    /// Whose telemetry the built-in success-rate and latency queries of `autopilot-metrics` read on
+    /// this mesh; `None` for SMI, whose implementations export different metrics (configure queries
+    /// yourself). Gateway API maps to the Envoy queries, which fit Envoy-based implementations.
+    ///
+    /// ```
+    /// use autopilot_mesh::MeshProvider;
+    /// use autopilot_metrics::{BuiltinMetric, Provider, Variables};
+    ///
+    /// let metrics = MeshProvider::Istio.metrics_provider().unwrap();
+    /// assert_eq!(metrics, Provider::Istio);
+    /// let query = metrics
+    ///     .query(BuiltinMetric::RequestSuccessRate)
+    ///     .render(&Variables::new().namespace("shop").target("podinfo").interval("1m"))?;
+    /// assert!(query.contains("istio_requests_total"));
+    /// assert_eq!(MeshProvider::Smi.metrics_provider(), None);
+    /// # Ok::<(), autopilot_metrics::TemplateError>(())
+    /// ```
+    pub fn metrics_provider(&self) -> Option<autopilot_metrics::Provider> {
+        use autopilot_metrics::Provider;
+        match self {
+            Self::Istio => Some(Provider::Istio),
+            Self::Linkerd => Some(Provider::Linkerd),
+            Self::GatewayApi => Some(Provider::Envoy),
+            Self::Smi => None,
+        }
+    }
 }
 
 impl fmt::Display for MeshProvider {
