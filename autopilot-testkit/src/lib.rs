@@ -1,4 +1,5 @@
 //! In-process Kubernetes API server.
+pub mod apply;
 pub mod prometheus;
 pub mod selector;
 pub mod validation;

@@ -1,0 +1,1094 @@
+//! Server-side apply and `managedFields` bookkeeping, following the API server's field manager.
+//!
+//! Every write records who set which fields in `metadata.managedFields`: one entry per manager,
+//! operation (`Apply` or `Update`), API version (for updates) and subresource, each with a
+//! FieldsV1 set (`f:` fields, `k:{...}` map-list items, `v:` set-list items, `.` for a member
+//! that also has members beneath it) and the `time` of its last change.
+//!
+//! [`apply`] merges an applied configuration into the live object: fields it sets become owned
+//! by the applier, fields it applied before but no longer mentions are removed unless another
+//! manager still owns them, and changing a field another manager owns is a conflict unless
+//! `force` moves the ownership. [`record_update`] does the bookkeeping for ordinary create,
+//! update and patch requests: the fields a request changed move to its manager.
+//!
+//! Lists are associative where the type declares it (built-in merge keys such as containers by
+//! `name`, container ports by `containerPort`+`protocol`; CRD `x-kubernetes-list-type`) and
+//! atomic otherwise. `apiVersion`, `kind` and the server-maintained metadata (`name`,
+//! `namespace`, `uid`, `resourceVersion`, `generation`, `creationTimestamp`, `managedFields`…)
+//! are never owned.
+
+mod fieldset;
+
+use serde_json::{Map, Value};
+
+use fieldset::{FieldSet, Shape, compare, display_path, field_set, merge, remove_path};
+
+/// The manager that inherits an object's fields when it is first applied to without any
+/// `managedFields`.
+const BEFORE_FIRST_APPLY: &str = "before-first-apply";
+
+/// Paths the field manager never records as owned.
+const NEVER_OWNED: &[&[&str]] = &[
+    &["f:apiVersion"],
+    &["f:kind"],
+    &["f:metadata"],
+    &["f:metadata", "f:name"],
+    &["f:metadata", "f:namespace"],
+    &["f:metadata", "f:creationTimestamp"],
+    &["f:metadata", "f:selfLink"],
+    &["f:metadata", "f:uid"],
+    &["f:metadata", "f:clusterName"],
+    &["f:metadata", "f:generation"],
+    &["f:metadata", "f:managedFields"],
+    &["f:metadata", "f:resourceVersion"],
+];
+
+/// A server-side apply request (a `PATCH` with `application/apply-patch+yaml`).
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyRequest<'a> {
+    /// The stored object, or `None` when the apply creates it.
+    pub live: Option<&'a Value>,
+    /// The applied configuration (must not carry `metadata.managedFields`).
+    pub applied: &'a Value,
+    /// The `fieldManager` query parameter.
+    pub manager: &'a str,
+    /// The `force` query parameter: take ownership of conflicting fields instead of failing.
+    pub force: bool,
+    /// `Some("status")` when applying to the status subresource: only `.status` is applied.
+    /// For the main resource the caller leaves `status` out of `applied` when the resource has
+    /// a status subresource, as the server resets it there.
+    pub subresource: Option<&'a str>,
+    /// The timestamp to record (RFC 3339, e.g. `2024-05-01T10:00:00Z`).
+    pub now: &'a str,
+    /// The API version of the endpoint, e.g. `apps/v1`.
+    pub api_version: &'a str,
+    /// The kind of the object, e.g. `Deployment`.
+    pub kind: &'a str,
+}
+
+/// One field owned by another manager that an apply would change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The other manager's name, e.g. `kubectl`.
+    pub manager: String,
+    /// The other manager's operation, `Apply` or `Update`.
+    pub operation: String,
+    /// The API version the other manager wrote with.
+    pub api_version: String,
+    /// The subresource the other manager wrote through, if any.
+    pub subresource: Option<String>,
+    /// The contested field, e.g. `.spec.replicas` or `.spec.containers[name="app"].image`.
+    pub field: String,
+}
+
+impl Conflict {
+    /// The manager as the server describes it: `"kubectl" using apps/v1` for updaters,
+    /// `"kubectl"` for appliers, with ` with subresource "status"` where it applies.
+    pub fn owner(&self) -> String {
+        let mut owner = crate::validation::go_quote(&self.manager);
+        if let Some(subresource) = &self.subresource {
+            owner.push_str(&format!(
+                " with subresource {}",
+                crate::validation::go_quote(subresource)
+            ));
+        }
+        if self.operation == "Update" {
+            owner.push_str(&format!(" using {}", self.api_version));
+        }
+        owner
+    }
+
+    /// The `message` of this conflict's `Status` cause (type `FieldManagerConflict`).
+    pub fn cause_message(&self) -> String {
+        format!("conflict with {}", self.owner())
+    }
+
+    /// The identifier the server sorts managers by.
+    fn identifier(&self) -> String {
+        entry_identifier(
+            &self.manager,
+            &self.operation,
+            &self.api_version,
+            self.subresource.as_deref(),
+        )
+    }
+}
+
+/// Why an apply was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    /// Fields owned by other managers would change (HTTP 409, reason `Conflict`).
+    #[error("{}", conflict_message(conflicts))]
+    Conflict {
+        /// Every contested field, sorted by manager then field.
+        conflicts: Vec<Conflict>,
+    },
+    /// The configuration carries `metadata.managedFields` (HTTP 400).
+    #[error("metadata.managedFields must be nil")]
+    ManagedFieldsNotNil,
+    /// The configuration's `apiVersion` differs from the endpoint's (HTTP 400).
+    #[error(
+        "Incorrect version specified in apply patch. Specified patch version: {specified}, expected: {expected}"
+    )]
+    VersionMismatch {
+        /// The configuration's version.
+        specified: String,
+        /// The endpoint's version.
+        expected: String,
+    },
+    /// The configuration is not a JSON object (HTTP 400).
+    #[error("apply configuration must be an object, got {found}")]
+    NotAnObject {
+        /// The JSON type that was sent.
+        found: &'static str,
+    },
+}
+
+fn conflict_message(conflicts: &[Conflict]) -> String {
+    if let [one] = conflicts {
+        return format!(
+            "Apply failed with 1 conflict: {}: {}",
+            one.cause_message(),
+            one.field
+        );
+    }
+    let mut lines = Vec::new();
+    let mut previous: Option<String> = None;
+    for conflict in conflicts {
+        let id = conflict.identifier();
+        if previous.as_ref() != Some(&id) {
+            lines.push(format!("conflicts with {}", conflict.owner()));
+            previous = Some(id);
+        }
+        lines.push(format!("- {}", conflict.field));
+    }
+    format!(
+        "Apply failed with {} conflicts: {}",
+        conflicts.len(),
+        lines.join("\n")
+    )
+}
+
+/// A decoded `managedFields` entry.
+#[derive(Debug, Clone)]
+struct Entry {
+    manager: String,
+    operation: String,
+    api_version: String,
+    subresource: Option<String>,
+    time: Option<String>,
+    fields: FieldSet,
+}
+
+impl Entry {
+    fn is(
+        &self,
+        manager: &str,
+        operation: &str,
+        api_version: &str,
+        subresource: Option<&str>,
+    ) -> bool {
+        self.manager == manager
+            && self.operation == operation
+            && self.subresource.as_deref() == subresource
+            // Appliers are one entry whatever version they apply with.
+            && (operation == "Apply" || self.api_version == api_version)
+    }
+
+    fn encode(&self) -> Value {
+        let mut entry = Map::new();
+        entry.insert("manager".into(), Value::String(self.manager.clone()));
+        entry.insert("operation".into(), Value::String(self.operation.clone()));
+        entry.insert("apiVersion".into(), Value::String(self.api_version.clone()));
+        if let Some(time) = &self.time {
+            entry.insert("time".into(), Value::String(time.clone()));
+        }
+        entry.insert("fieldsType".into(), Value::String("FieldsV1".into()));
+        entry.insert("fieldsV1".into(), self.fields.to_fields_v1());
+        if let Some(subresource) = &self.subresource {
+            entry.insert("subresource".into(), Value::String(subresource.clone()));
+        }
+        Value::Object(entry)
+    }
+}
+
+/// The JSON form of a manager's identity, as the server builds it for sorting and lookups.
+fn entry_identifier(
+    manager: &str,
+    operation: &str,
+    api_version: &str,
+    subresource: Option<&str>,
+) -> String {
+    let mut id = Map::new();
+    id.insert("manager".into(), Value::String(manager.into()));
+    id.insert("operation".into(), Value::String(operation.into()));
+    if operation != "Apply" {
+        id.insert("apiVersion".into(), Value::String(api_version.into()));
+    }
+    if let Some(subresource) = subresource {
+        id.insert("subresource".into(), Value::String(subresource.into()));
+    }
+    // Field order as the server's struct serialises it.
+    let order = ["manager", "operation", "apiVersion", "subresource"];
+    let parts: Vec<String> = order
+        .iter()
+        .filter_map(|k| id.get(*k).map(|v| format!("\"{k}\":{v}")))
+        .collect();
+    format!("{{{}}}", parts.join(","))
+}
+
+fn decode_entries(object: Option<&Value>) -> Vec<Entry> {
+    let entries = object
+        .and_then(|o| o.pointer("/metadata/managedFields"))
+        .and_then(Value::as_array);
+    let text = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).map(str::to_string);
+    entries
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            Some(Entry {
+                manager: text(e, "manager")?,
+                operation: text(e, "operation").unwrap_or_else(|| "Update".into()),
+                api_version: text(e, "apiVersion").unwrap_or_default(),
+                subresource: text(e, "subresource").filter(|s| !s.is_empty()),
+                time: text(e, "time"),
+                fields: e
+                    .get("fieldsV1")
+                    .map(FieldSet::from_fields_v1)
+                    .unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// Writes entries into `metadata.managedFields`, in the server's order, dropping empty ones.
+fn encode_entries(object: &mut Value, mut entries: Vec<Entry>) {
+    entries.retain(|e| !e.fields.is_empty());
+    entries.sort_by(|a, b| {
+        (
+            &a.operation,
+            &a.time,
+            &a.manager,
+            &a.api_version,
+            &a.subresource,
+        )
+            .cmp(&(
+                &b.operation,
+                &b.time,
+                &b.manager,
+                &b.api_version,
+                &b.subresource,
+            ))
+    });
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    let metadata = map
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Some(metadata) = metadata.as_object_mut() else {
+        return;
+    };
+    if entries.is_empty() {
+        metadata.remove("managedFields");
+    } else {
+        metadata.insert(
+            "managedFields".into(),
+            Value::Array(entries.iter().map(Entry::encode).collect()),
+        );
+    }
+}
+
+fn without_managed_fields(object: &Value) -> Value {
+    let mut copy = object.clone();
+    if let Some(metadata) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.remove("managedFields");
+    }
+    copy
+}
+
+fn never_owned() -> FieldSet {
+    FieldSet(
+        NEVER_OWNED
+            .iter()
+            .map(|p| p.iter().map(|s| s.to_string()).collect())
+            .collect(),
+    )
+}
+
+/// Whether an API version belongs to a group the API server itself serves (whose types have
+/// known list merge keys), as opposed to a custom resource's group.
+pub fn is_builtin_api_version(api_version: &str) -> bool {
+    let Some((group, _)) = api_version.split_once('/') else {
+        return true;
+    };
+    const DOTTED: &[&str] = &[
+        "admissionregistration.k8s.io",
+        "apiextensions.k8s.io",
+        "apiregistration.k8s.io",
+        "authentication.k8s.io",
+        "authorization.k8s.io",
+        "certificates.k8s.io",
+        "coordination.k8s.io",
+        "discovery.k8s.io",
+        "events.k8s.io",
+        "flowcontrol.apiserver.k8s.io",
+        "internal.apiserver.k8s.io",
+        "networking.k8s.io",
+        "node.k8s.io",
+        "rbac.authorization.k8s.io",
+        "resource.k8s.io",
+        "scheduling.k8s.io",
+        "storage.k8s.io",
+        "storagemigration.k8s.io",
+    ];
+    !group.contains('.') || DOTTED.contains(&group)
+}
+
+fn shape<'a>(api_version: &str, kind: &'a str, schema: Option<&'a Value>) -> Shape<'a> {
+    Shape {
+        builtin: is_builtin_api_version(api_version),
+        kind,
+        schema,
+    }
+}
+
+/// Applies a configuration as server-side apply does and returns the resulting object, with
+/// `metadata.managedFields` updated. Lists of custom resources are atomic (except metadata's);
+/// use [`apply_with_schema`] to honour a CRD's `x-kubernetes-list-type`s.
+///
+/// ```
+/// use autopilot_testkit::apply::{apply, ApplyError, ApplyRequest};
+/// use serde_json::json;
+///
+/// let config = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+///     "metadata": {"name": "web"}, "spec": {"replicas": 3}});
+/// let request = |live, applied, manager, force| ApplyRequest { live, applied, manager, force,
+///     subresource: None, now: "2024-01-01T00:00:00Z", api_version: "apps/v1", kind: "Deployment" };
+/// let created = apply(request(None, &config, "ci", false)).unwrap();
+/// assert_eq!(created["metadata"]["managedFields"][0]["fieldsV1"],
+///     json!({"f:spec": {"f:replicas": {}}}));
+///
+/// let other = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+///     "metadata": {"name": "web"}, "spec": {"replicas": 5}});
+/// let err = apply(request(Some(&created), &other, "hpa", false)).unwrap_err();
+/// assert_eq!(err.to_string(), r#"Apply failed with 1 conflict: conflict with "ci": .spec.replicas"#);
+/// let forced = apply(request(Some(&created), &other, "hpa", true)).unwrap();
+/// assert_eq!(forced["spec"]["replicas"], 5);
+/// ```
+pub fn apply(req: ApplyRequest) -> Result<Value, ApplyError> {
+    apply_with_schema(req, None)
+}
+
+/// [`apply`] for a custom resource whose CRD schema (`openAPIV3Schema`) declares list types.
+pub fn apply_with_schema(req: ApplyRequest, schema: Option<&Value>) -> Result<Value, ApplyError> {
+    let shape = shape(req.api_version, req.kind, schema);
+    let Value::Object(applied_map) = req.applied else {
+        return Err(ApplyError::NotAnObject {
+            found: json_type(req.applied),
+        });
+    };
+    if req
+        .applied
+        .pointer("/metadata/managedFields")
+        .is_some_and(|m| !m.is_null())
+    {
+        return Err(ApplyError::ManagedFieldsNotNil);
+    }
+    if let Some(specified) = applied_map.get("apiVersion").and_then(Value::as_str)
+        && specified != req.api_version
+    {
+        return Err(ApplyError::VersionMismatch {
+            specified: specified.to_string(),
+            expected: req.api_version.to_string(),
+        });
+    }
+    let config = scope_to_subresource(req.applied, req.subresource);
+    let live = req
+        .live
+        .map(without_managed_fields)
+        .unwrap_or_else(|| Value::Object(Map::new()));
+    let mut entries = decode_entries(req.live);
+    if req.live.is_some() && entries.is_empty() {
+        let before = Value::Object(Map::new());
+        update_entries(
+            &mut entries,
+            Some(&before),
+            &live,
+            BEFORE_FIRST_APPLY,
+            None,
+            req.now,
+            req.api_version,
+            &shape,
+        );
+    }
+
+    let position = entries
+        .iter()
+        .position(|e| e.is(req.manager, "Apply", req.api_version, req.subresource));
+    let previous = position.map(|i| entries.remove(i));
+    let last_set = previous
+        .as_ref()
+        .map(|e| e.fields.clone())
+        .unwrap_or_default();
+    let new_set = field_set(&config, &shape);
+
+    // Drop what this manager applied last time and no longer does, unless someone owns it.
+    let mut merged = merge(&live, &config, &shape);
+    let owned = entries
+        .iter()
+        .fold(new_set.clone(), |acc, e| acc.union(&e.fields))
+        .with_named_parents();
+    let stale = last_set
+        .with_named_parents()
+        .difference(&owned)
+        .difference(&never_owned());
+    for path in &stale.0 {
+        remove_path(&mut merged, path);
+    }
+
+    let comparison = compare(Some(&live), Some(&merged), &shape);
+    let changed = comparison.changed();
+    let mut conflicts: Vec<Conflict> = Vec::new();
+    for entry in &entries {
+        for path in &entry.fields.intersection(&changed).0 {
+            conflicts.push(Conflict {
+                manager: entry.manager.clone(),
+                operation: entry.operation.clone(),
+                api_version: entry.api_version.clone(),
+                subresource: entry.subresource.clone(),
+                field: display_path(path),
+            });
+        }
+    }
+    if !conflicts.is_empty() && !req.force {
+        conflicts.sort_by(|a, b| (a.identifier(), &a.field).cmp(&(b.identifier(), &b.field)));
+        return Err(ApplyError::Conflict { conflicts });
+    }
+    for entry in &mut entries {
+        entry.fields = entry
+            .fields
+            .difference(&changed)
+            .difference(&comparison.removed);
+    }
+
+    let object_changed = live != merged;
+    let time = match &previous {
+        Some(previous) if !object_changed => previous.time.clone(),
+        _ => Some(req.now.to_string()),
+    };
+    entries.push(Entry {
+        manager: req.manager.to_string(),
+        operation: "Apply".into(),
+        api_version: req.api_version.to_string(),
+        subresource: req.subresource.map(str::to_string),
+        time,
+        fields: new_set.difference(&never_owned()),
+    });
+    encode_entries(&mut merged, entries);
+    Ok(merged)
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// The part of a configuration a subresource endpoint applies: only `.status` for `status`.
+fn scope_to_subresource(applied: &Value, subresource: Option<&str>) -> Value {
+    let mut config = applied.clone();
+    if subresource == Some("status")
+        && let Value::Object(map) = &mut config
+    {
+        map.retain(|k, _| matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status"));
+        if let Some(Value::Object(metadata)) = map.get_mut("metadata") {
+            metadata.retain(|k, _| k == "name" || k == "namespace");
+        }
+    }
+    if let Some(metadata) = config.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.remove("managedFields");
+    }
+    config
+}
+
+/// Records field ownership for an ordinary write (create, update or non-apply patch) by
+/// `manager`: the fields that changed between `old` and `new` move to the manager's `Update`
+/// entry for `api_version` (and `subresource`), which gets `now` as its time. `new`'s
+/// `metadata.managedFields` is rewritten; a client may replace the entries by sending its own,
+/// or clear them by sending `[{}]`. List merge keys are the built-in ones; use
+/// [`record_update_with_schema`] for a CRD's list types.
+///
+/// ```
+/// use autopilot_testkit::apply::record_update;
+/// use serde_json::json;
+///
+/// let old = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
+/// let mut new = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "2"}});
+/// record_update(Some(&old), &mut new, "editor", None, "2024-01-01T00:00:00Z", "v1");
+/// let entry = &new["metadata"]["managedFields"][0];
+/// assert_eq!(entry["manager"], "editor");
+/// assert_eq!(entry["operation"], "Update");
+/// assert_eq!(entry["fieldsV1"], json!({"f:data": {"f:a": {}}}));
+/// ```
+pub fn record_update(
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    subresource: Option<&str>,
+    now: &str,
+    api_version: &str,
+) {
+    record_update_with_schema(old, new, manager, subresource, now, api_version, None);
+}
+
+/// [`record_update`] for a custom resource whose CRD schema declares list types.
+pub fn record_update_with_schema(
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    subresource: Option<&str>,
+    now: &str,
+    api_version: &str,
+    schema: Option<&Value>,
+) {
+    let kind = new
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let shape = shape(api_version, &kind, schema);
+    let sent = new.pointer("/metadata/managedFields").cloned();
+    let mut entries = match &sent {
+        // Subresource writes cannot change managedFields.
+        _ if subresource.is_some() => decode_entries(old),
+        Some(Value::Array(items)) if items.len() == 1 && items[0] == Value::Object(Map::new()) => {
+            Vec::new()
+        }
+        Some(Value::Array(items)) if !items.is_empty() => {
+            let decoded = decode_entries(Some(new));
+            if decoded.is_empty() {
+                decode_entries(old)
+            } else {
+                decoded
+            }
+        }
+        _ => decode_entries(old),
+    };
+    let empty = empty_like(new, shape.builtin);
+    let old_clean = old.map(without_managed_fields).unwrap_or(empty);
+    let new_clean = without_managed_fields(new);
+    update_entries(
+        &mut entries,
+        Some(&old_clean),
+        &new_clean,
+        manager,
+        subresource,
+        now,
+        api_version,
+        &shape,
+    );
+    encode_entries(new, entries);
+}
+
+/// The object a create is compared against: built-in types start with their top-level structs.
+fn empty_like(new: &Value, builtin: bool) -> Value {
+    let mut empty = Map::new();
+    if builtin && let Some(map) = new.as_object() {
+        for key in ["metadata", "spec", "status"] {
+            if map.get(key).is_some_and(Value::is_object) {
+                empty.insert(key.into(), Value::Object(Map::new()));
+            }
+        }
+    }
+    Value::Object(empty)
+}
+
+/// Moves the fields changed between `old` and `new` to `manager`'s `Update` entry.
+#[allow(clippy::too_many_arguments)]
+fn update_entries(
+    entries: &mut Vec<Entry>,
+    old: Option<&Value>,
+    new: &Value,
+    manager: &str,
+    subresource: Option<&str>,
+    now: &str,
+    api_version: &str,
+    shape: &Shape,
+) {
+    let comparison = compare(old, Some(new), shape);
+    let changed = comparison.changed();
+    for entry in entries.iter_mut() {
+        entry.fields = entry
+            .fields
+            .difference(&changed)
+            .difference(&comparison.removed);
+    }
+    let taken = changed.difference(&never_owned());
+    if taken.is_empty() {
+        return;
+    }
+    match entries
+        .iter_mut()
+        .find(|e| e.is(manager, "Update", api_version, subresource))
+    {
+        Some(entry) => {
+            entry.fields = entry.fields.union(&taken);
+            entry.time = Some(now.to_string());
+        }
+        None => entries.push(Entry {
+            manager: manager.to_string(),
+            operation: "Update".into(),
+            api_version: api_version.to_string(),
+            subresource: subresource.map(str::to_string),
+            time: Some(now.to_string()),
+            fields: taken,
+        }),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const T0: &str = "2024-01-01T00:00:00Z";
+    const T1: &str = "2024-01-01T00:01:00Z";
+
+    fn request<'a>(
+        live: Option<&'a Value>,
+        applied: &'a Value,
+        manager: &'a str,
+        force: bool,
+    ) -> ApplyRequest<'a> {
+        ApplyRequest {
+            live,
+            applied,
+            manager,
+            force,
+            subresource: None,
+            now: T1,
+            api_version: "apps/v1",
+            kind: "Deployment",
+        }
+    }
+
+    fn deployment(spec: Value) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"}, "spec": spec})
+    }
+
+    fn entries(object: &Value) -> Vec<Value> {
+        object["metadata"]["managedFields"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn entry<'a>(object: &'a Value, manager: &str, operation: &str) -> Option<&'a Value> {
+        object["metadata"]["managedFields"]
+            .as_array()?
+            .iter()
+            .find(|e| e["manager"] == manager && e["operation"] == operation)
+    }
+
+    fn created_by_update(spec: Value, manager: &str) -> Value {
+        let mut object = deployment(spec);
+        record_update(None, &mut object, manager, None, T0, "apps/v1");
+        object
+    }
+
+    #[test]
+    fn apply_creates_with_an_apply_entry() {
+        let config = deployment(
+            json!({"replicas": 2, "template": {"spec": {"containers": [{"name": "app", "image": "nginx"}]}}}),
+        );
+        let created = apply(ApplyRequest {
+            now: T0,
+            ..request(None, &config, "kubectl", false)
+        })
+        .unwrap();
+        assert_eq!(created["spec"], config["spec"]);
+        assert_eq!(
+            entries(&created),
+            vec![json!({
+                "manager": "kubectl", "operation": "Apply", "apiVersion": "apps/v1", "time": T0, "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+                    "k:{\"name\":\"app\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}}
+            })]
+        );
+    }
+
+    #[test]
+    fn reapplying_without_a_field_removes_it() {
+        let first = deployment(json!({"replicas": 2, "paused": true}));
+        let live = apply(request(None, &first, "ci", false)).unwrap();
+        let second = deployment(json!({"replicas": 2}));
+        let after = apply(request(Some(&live), &second, "ci", false)).unwrap();
+        assert_eq!(after["spec"], json!({"replicas": 2}));
+        let mut third = deployment(json!({}));
+        third.as_object_mut().unwrap().remove("spec");
+        let empty = apply(request(Some(&after), &third, "ci", false)).unwrap();
+        assert!(
+            empty.get("spec").is_none(),
+            "a struct nobody owns anything in goes too: {empty}"
+        );
+        assert!(entries(&empty).is_empty());
+        assert_eq!(empty["metadata"]["name"], "web");
+    }
+
+    #[test]
+    fn fields_another_manager_owns_survive_removal_from_the_config() {
+        let first = deployment(json!({"replicas": 2, "paused": true}));
+        let live = apply(request(None, &first, "ci", false)).unwrap();
+        let same = deployment(json!({"paused": true}));
+        let shared = apply(request(Some(&live), &same, "other", false)).unwrap();
+        let dropped = deployment(json!({"replicas": 2}));
+        let after = apply(request(Some(&shared), &dropped, "ci", false)).unwrap();
+        assert_eq!(after["spec"]["paused"], true);
+        assert_eq!(
+            entry(&after, "other", "Apply").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:paused": {}}})
+        );
+    }
+
+    #[test]
+    fn conflict_with_an_updater_names_it_and_its_version() {
+        let live = created_by_update(json!({"replicas": 1}), "kubectl");
+        let config = deployment(json!({"replicas": 3}));
+        let err = apply(request(Some(&live), &config, "ci", false)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"Apply failed with 1 conflict: conflict with "kubectl" using apps/v1: .spec.replicas"#
+        );
+        let ApplyError::Conflict { conflicts } = err else {
+            panic!("not a conflict")
+        };
+        assert_eq!(conflicts[0].manager, "kubectl");
+        assert_eq!(conflicts[0].field, ".spec.replicas");
+        assert_eq!(
+            conflicts[0].cause_message(),
+            r#"conflict with "kubectl" using apps/v1"#
+        );
+    }
+
+    #[test]
+    fn same_value_is_shared_without_conflict() {
+        let live = created_by_update(json!({"replicas": 1}), "kubectl");
+        let config = deployment(json!({"replicas": 1}));
+        let after = apply(request(Some(&live), &config, "ci", false)).unwrap();
+        assert_eq!(
+            entry(&after, "kubectl", "Update").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:replicas": {}}})
+        );
+        assert_eq!(
+            entry(&after, "ci", "Apply").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:replicas": {}}})
+        );
+        assert_eq!(
+            entry(&after, "kubectl", "Update").unwrap()["time"],
+            T0,
+            "unchanged entries keep their time"
+        );
+    }
+
+    #[test]
+    fn force_moves_ownership() {
+        let live = created_by_update(json!({"replicas": 1, "paused": false}), "kubectl");
+        let config = deployment(json!({"replicas": 3}));
+        let after = apply(request(Some(&live), &config, "ci", true)).unwrap();
+        assert_eq!(after["spec"]["replicas"], 3);
+        assert_eq!(
+            entry(&after, "kubectl", "Update").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:paused": {}}})
+        );
+        assert_eq!(
+            entry(&after, "ci", "Apply").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:replicas": {}}})
+        );
+        // The forced field is now the applier's: the updater no longer conflicts with it.
+        let again = deployment(json!({"replicas": 4}));
+        assert!(apply(request(Some(&after), &again, "ci", false)).is_ok());
+    }
+
+    #[test]
+    fn several_conflicts_are_listed_per_manager() {
+        let mut live = created_by_update(json!({"replicas": 1, "paused": false}), "kubectl");
+        let applied = apply(request(
+            Some(&live),
+            &deployment(json!({"minReadySeconds": 5})),
+            "argo",
+            false,
+        ))
+        .unwrap();
+        live = applied;
+        let config = deployment(json!({"replicas": 3, "paused": true, "minReadySeconds": 9}));
+        let err = apply(request(Some(&live), &config, "ci", false)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 3 conflicts: conflicts with \"argo\"\n- .spec.minReadySeconds\nconflicts with \"kubectl\" using apps/v1\n- .spec.paused\n- .spec.replicas"
+        );
+    }
+
+    #[test]
+    fn containers_merge_by_name_and_keep_other_managers_items() {
+        let config = deployment(
+            json!({"template": {"spec": {"containers": [{"name": "app", "image": "v1"}]}}}),
+        );
+        let live = apply(request(None, &config, "ci", false)).unwrap();
+        let mut injected = live.clone();
+        injected["spec"]["template"]["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "sidecar", "image": "proxy"}));
+        record_update(Some(&live), &mut injected, "injector", None, T1, "apps/v1");
+        assert_eq!(
+            entry(&injected, "injector", "Update").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"sidecar\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}})
+        );
+        let upgrade = deployment(
+            json!({"template": {"spec": {"containers": [{"name": "app", "image": "v2"}]}}}),
+        );
+        let after = apply(request(Some(&injected), &upgrade, "ci", false)).unwrap();
+        assert_eq!(
+            after["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "app", "image": "v2"}, {"name": "sidecar", "image": "proxy"}])
+        );
+    }
+
+    #[test]
+    fn status_subresource_is_tracked_separately() {
+        let live = apply(request(
+            None,
+            &deployment(json!({"replicas": 1})),
+            "ci",
+            false,
+        ))
+        .unwrap();
+        let mut status = deployment(json!({"replicas": 99}));
+        status["status"] = json!({"readyReplicas": 1});
+        let after = apply(ApplyRequest {
+            subresource: Some("status"),
+            ..request(Some(&live), &status, "controller", false)
+        })
+        .unwrap();
+        assert_eq!(
+            after["spec"]["replicas"], 1,
+            "the status endpoint ignores spec"
+        );
+        assert_eq!(after["status"]["readyReplicas"], 1);
+        let entry = entry(&after, "controller", "Apply").unwrap();
+        assert_eq!(entry["subresource"], "status");
+        assert_eq!(
+            entry["fieldsV1"],
+            json!({"f:status": {"f:readyReplicas": {}}})
+        );
+    }
+
+    #[test]
+    fn noop_apply_keeps_the_entry_time() {
+        let config = deployment(json!({"replicas": 1}));
+        let live = apply(ApplyRequest {
+            now: T0,
+            ..request(None, &config, "ci", false)
+        })
+        .unwrap();
+        let again = apply(request(Some(&live), &config, "ci", false)).unwrap();
+        assert_eq!(again, live);
+    }
+
+    #[test]
+    fn bad_configurations_are_rejected_with_server_messages() {
+        let mut with_fields = deployment(json!({}));
+        with_fields["metadata"]["managedFields"] = json!([]);
+        assert_eq!(
+            apply(request(None, &with_fields, "ci", false)).unwrap_err(),
+            ApplyError::ManagedFieldsNotNil
+        );
+        let mut other_version = deployment(json!({}));
+        other_version["apiVersion"] = json!("apps/v1beta1");
+        assert_eq!(
+            apply(request(None, &other_version, "ci", false))
+                .unwrap_err()
+                .to_string(),
+            "Incorrect version specified in apply patch. Specified patch version: apps/v1beta1, expected: apps/v1"
+        );
+        assert!(matches!(
+            apply(request(None, &json!([1]), "ci", false)),
+            Err(ApplyError::NotAnObject { found: "array" })
+        ));
+    }
+
+    #[test]
+    fn first_apply_to_untracked_object_credits_before_first_apply() {
+        let live = deployment(json!({"replicas": 1, "paused": true}));
+        let err = apply(request(
+            Some(&live),
+            &deployment(json!({"replicas": 2})),
+            "ci",
+            false,
+        ))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"Apply failed with 1 conflict: conflict with "before-first-apply" using apps/v1: .spec.replicas"#
+        );
+    }
+
+    #[test]
+    fn update_on_create_tracks_new_maps_with_dot() {
+        let mut cr = json!({"apiVersion": "demo.io/v1", "kind": "Canary", "metadata": {"name": "c", "labels": {"a": "b"}},
+            "spec": {"steps": [1, 2]}});
+        record_update(None, &mut cr, "kubectl-create", None, T0, "demo.io/v1");
+        assert_eq!(
+            entries(&cr),
+            vec![json!({
+                "manager": "kubectl-create", "operation": "Update", "apiVersion": "demo.io/v1", "time": T0, "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:metadata": {"f:labels": {".": {}, "f:a": {}}}, "f:spec": {".": {}, "f:steps": {}}}
+            })]
+        );
+        let created = created_by_update(json!({"replicas": 1}), "kubectl");
+        assert_eq!(
+            entry(&created, "kubectl", "Update").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:replicas": {}}}),
+            "built-in structs exist in the empty object"
+        );
+    }
+
+    #[test]
+    fn updates_accumulate_per_manager_and_version() {
+        let live = created_by_update(json!({"replicas": 1}), "kubectl");
+        let mut next = live.clone();
+        next["spec"]["paused"] = json!(true);
+        record_update(Some(&live), &mut next, "kubectl", None, T1, "apps/v1");
+        let entry = entry(&next, "kubectl", "Update").unwrap();
+        assert_eq!(
+            entry["fieldsV1"],
+            json!({"f:spec": {"f:replicas": {}, "f:paused": {}}})
+        );
+        assert_eq!(entry["time"], T1);
+        // A write that changes nothing leaves the entries alone.
+        let mut same = next.clone();
+        record_update(
+            Some(&next),
+            &mut same,
+            "other",
+            None,
+            "2030-01-01T00:00:00Z",
+            "apps/v1",
+        );
+        assert_eq!(same, next);
+    }
+
+    #[test]
+    fn updates_take_fields_from_other_managers_and_removals_drop_ownership() {
+        let live = apply(request(
+            None,
+            &deployment(json!({"replicas": 1, "paused": true})),
+            "ci",
+            false,
+        ))
+        .unwrap();
+        let mut next = live.clone();
+        next["spec"]["replicas"] = json!(5);
+        next["spec"].as_object_mut().unwrap().remove("paused");
+        record_update(Some(&live), &mut next, "hpa", None, T1, "autoscaling/v2");
+        assert!(entry(&next, "ci", "Apply").is_none(), "ci lost both fields");
+        assert_eq!(
+            entry(&next, "hpa", "Update").unwrap()["apiVersion"],
+            "autoscaling/v2"
+        );
+    }
+
+    #[test]
+    fn managed_fields_sent_by_the_client_win_and_can_be_reset() {
+        let live = created_by_update(json!({"replicas": 1}), "kubectl");
+        let mut reset = live.clone();
+        reset["metadata"]["managedFields"] = json!([{}]);
+        reset["spec"]["replicas"] = json!(2);
+        record_update(Some(&live), &mut reset, "editor", None, T1, "apps/v1");
+        assert_eq!(entries(&reset).len(), 1);
+        assert_eq!(entries(&reset)[0]["manager"], "editor");
+        // Through a subresource the request's managedFields are ignored.
+        let mut status = live.clone();
+        status["metadata"]["managedFields"] = json!([{}]);
+        status["status"] = json!({"replicas": 1});
+        record_update(
+            Some(&live),
+            &mut status,
+            "controller",
+            Some("status"),
+            T1,
+            "apps/v1",
+        );
+        assert_eq!(
+            entry(&status, "kubectl", "Update").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:replicas": {}}})
+        );
+        assert_eq!(
+            entry(&status, "controller", "Update").unwrap()["subresource"],
+            "status"
+        );
+    }
+
+    #[test]
+    fn finalizers_are_a_set_and_owner_references_keyed_by_uid() {
+        let mut config = deployment(json!({}));
+        config["metadata"]["finalizers"] = json!(["a.io/x"]);
+        config["metadata"]["ownerReferences"] =
+            json!([{"apiVersion": "v1", "kind": "X", "name": "o", "uid": "u1"}]);
+        let created = apply(request(None, &config, "ci", false)).unwrap();
+        let fields = &entry(&created, "ci", "Apply").unwrap()["fieldsV1"]["f:metadata"];
+        assert_eq!(fields["f:finalizers"], json!({"v:\"a.io/x\"": {}}));
+        assert_eq!(
+            fields["f:ownerReferences"]["k:{\"uid\":\"u1\"}"]["."],
+            json!({})
+        );
+        let mut other = deployment(json!({}));
+        other["metadata"]["finalizers"] = json!(["b.io/y"]);
+        let both = apply(request(Some(&created), &other, "gc", false)).unwrap();
+        assert_eq!(both["metadata"]["finalizers"], json!(["a.io/x", "b.io/y"]));
+    }
+
+    #[test]
+    fn custom_resource_lists_follow_the_schema() {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "routes": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["host"],
+                "items": {"type": "object", "properties": {"host": {"type": "string"}, "weight": {"type": "integer"}}}}}}}});
+        let cr = |routes: Value| json!({"apiVersion": "demo.io/v1", "kind": "Route", "metadata": {"name": "r"}, "spec": {"routes": routes}});
+        let req = |live, applied, manager| ApplyRequest {
+            live,
+            applied,
+            manager,
+            force: false,
+            subresource: None,
+            now: T0,
+            api_version: "demo.io/v1",
+            kind: "Route",
+        };
+        let a = cr(json!([{"host": "a", "weight": 1}]));
+        let live = apply_with_schema(req(None, &a, "team-a"), Some(&schema)).unwrap();
+        let b = cr(json!([{"host": "b", "weight": 2}]));
+        let both = apply_with_schema(req(Some(&live), &b, "team-b"), Some(&schema)).unwrap();
+        assert_eq!(
+            both["spec"]["routes"],
+            json!([{"host": "a", "weight": 1}, {"host": "b", "weight": 2}])
+        );
+        // Without the schema the list is atomic: team-b would replace it and conflict.
+        let atomic = apply(req(None, &a, "team-a")).unwrap();
+        assert_eq!(
+            entry(&atomic, "team-a", "Apply").unwrap()["fieldsV1"],
+            json!({"f:spec": {"f:routes": {}}})
+        );
+        let err = apply(req(Some(&atomic), &b, "team-b")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"Apply failed with 1 conflict: conflict with "team-a": .spec.routes"#
+        );
+    }
+}
