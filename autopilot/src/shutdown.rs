@@ -1,4 +1,5 @@
-//! Graceful shutdown: SIGTERM/SIGINT stop new work, in-flight handlers get a grace period to finish.
+//! Graceful shutdown: SIGTERM/SIGINT stop new work, in-flight handlers get a grace period to finish, then
+//! the Lease is released. [`OperatorProcess`] puts this together with leader election and the probe server.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), autopilot::shutdown::ShutdownError> {
@@ -14,11 +15,18 @@
 //! ```
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use kube::Client;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+
+use crate::leader::{
+    LeaderElectionConfig, LeaderElector, LeaderError, Leadership, run_while_leading,
+};
+use crate::observability::{Health, Metrics, ServerError, bind, serve};
 
 /// How long in-flight handlers may run after a shutdown signal, as in controller-runtime.
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(30);
@@ -100,5 +108,143 @@ pub async fn run_with_grace<F: Future>(
             );
             None
         }
+    }
+}
+
+/// Errors of [`OperatorProcess::run`].
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError<E: std::error::Error + 'static> {
+    /// The probe and metrics server failed.
+    #[error("metrics and probe server")]
+    Server(#[from] ServerError),
+    /// Leader election could not start or release.
+    #[error("leader election")]
+    Leader(#[from] LeaderError),
+    /// The controllers ended with an error.
+    #[error("controllers failed")]
+    Work(#[source] E),
+}
+
+/// The production wrapper around an operator's controllers: probe and metrics server, leader election,
+/// graceful shutdown.
+///
+/// [`OperatorProcess::run`] serves `/metrics`, `/healthz` and `/readyz`; contends for the Lease (when
+/// configured); runs the controllers only while leading (see [`run_while_leading`]); on shutdown gives
+/// in-flight handlers the grace period, then releases the Lease and stops the server.
+///
+/// ```no_run
+/// # async fn example(client: kube::Client) -> Result<(), Box<dyn std::error::Error>> {
+/// use autopilot::leader::LeaderElectionConfig;
+/// use autopilot::observability::{Health, Metrics};
+/// use autopilot::shutdown::{shutdown_on_signal, OperatorProcess, DEFAULT_GRACE_PERIOD};
+///
+/// let process = OperatorProcess {
+///     metrics_address: Some("0.0.0.0:8080".parse()?),
+///     leader_election: Some(LeaderElectionConfig::new("canary-operator", "operators")),
+///     grace_period: DEFAULT_GRACE_PERIOD,
+/// };
+/// let health = Health::new();
+/// let synced = health.clone();
+/// process
+///     .run(client, Metrics::new(), health, shutdown_on_signal()?, |stop| {
+///         let synced = synced.clone();
+///         async move {
+///             synced.set_caches_synced(true); // once the controllers' caches are filled
+///             stop.cancelled().await; // run the controllers until `stop` fires
+///             Ok::<(), std::io::Error>(())
+///         }
+///     })
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorProcess {
+    /// Where to serve `/metrics`, `/healthz` and `/readyz`; `None` serves nothing.
+    pub metrics_address: Option<SocketAddr>,
+    /// The Lease to contend for; `None` runs the controllers at once, as the only replica.
+    pub leader_election: Option<LeaderElectionConfig>,
+    /// How long in-flight handlers may run after the shutdown signal.
+    pub grace_period: Duration,
+}
+
+impl Default for OperatorProcess {
+    fn default() -> Self {
+        Self {
+            metrics_address: None,
+            leader_election: None,
+            grace_period: DEFAULT_GRACE_PERIOD,
+        }
+    }
+}
+
+impl OperatorProcess {
+    /// Runs `controllers` under this process's rules until `shutdown` is cancelled and the work drained.
+    ///
+    /// `controllers` is called each time this replica becomes leader with a token that fires when it must
+    /// stop taking new work; it should set [`Health::set_caches_synced`] once its caches are filled. A
+    /// clean return after the shutdown signal is `Ok(())`, which `main` turns into exit code 0.
+    pub async fn run<F, Fut, E>(
+        self,
+        client: Client,
+        metrics: Metrics,
+        health: Health,
+        shutdown: CancellationToken,
+        mut controllers: F,
+    ) -> Result<(), ProcessError<E>>
+    where
+        F: FnMut(CancellationToken) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+        E: std::error::Error + 'static,
+    {
+        let stop_server = CancellationToken::new();
+        let server = match self.metrics_address {
+            Some(addr) => {
+                let listener = bind(addr).await?;
+                info!(address = %addr, "serving /metrics, /healthz and /readyz");
+                let serving = serve(
+                    listener,
+                    metrics.clone(),
+                    health.clone(),
+                    stop_server.clone().cancelled_owned(),
+                );
+                Some(tokio::spawn(serving))
+            }
+            None => None,
+        };
+        let (guard, leadership) = match self.leader_election {
+            Some(config) => {
+                let lease = config.lease_name.clone();
+                let guard = LeaderElector::new(client, config)?.spawn();
+                let leadership = guard.leadership();
+                health.set_leadership(leadership.clone());
+                metrics.track_leadership(&lease, leadership.clone());
+                (Some(guard), leadership)
+            }
+            None => (None, Leadership::always()),
+        };
+        let result = run_while_leading(leadership, &shutdown, self.grace_period, |stop| {
+            let health = health.clone();
+            let running = controllers(stop);
+            async move {
+                let result = running.await;
+                health.set_caches_synced(false);
+                result
+            }
+        })
+        .await;
+        // Controllers stopped: a standby may take over at once.
+        health.set_caches_synced(false);
+        let released = match guard {
+            Some(guard) => guard.release().await.map(drop),
+            None => Ok(()),
+        };
+        stop_server.cancel();
+        if let Some(server) = server {
+            // The server ends right after the cancellation; its error, if any, is secondary to ours.
+            let _ = server.await;
+        }
+        result.map_err(ProcessError::Work)?;
+        released?;
+        Ok(())
     }
 }

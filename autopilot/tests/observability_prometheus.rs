@@ -41,15 +41,13 @@ async fn eventually(prometheus: &PrometheusServer, promql: &str) -> f64 {
 async fn prometheus_scrapes_and_parses_every_metric() {
     let metrics = Metrics::new();
     metrics.init_controller("canary", &["Initializing", "Waiting"]);
-    metrics.reconcile_finished(
-        "canary",
-        ReconcileResult::Success,
-        Duration::from_millis(40),
-    );
-    metrics.reconcile_finished("canary", ReconcileResult::Error, Duration::from_millis(40));
+    for result in [ReconcileResult::Success, ReconcileResult::Error] {
+        metrics.reconcile_started("canary");
+        metrics.reconcile_finished("canary", result, Duration::from_millis(40));
+    }
     metrics.handler_finished("canary", "Waiting", Duration::from_millis(30));
     metrics.transition("canary", "Initializing", "Waiting");
-    metrics.object_phase("canary", "default/a", Some("Waiting"));
+    metrics.count_objects_with("canary", || vec![("Waiting".to_owned(), 1)]);
     metrics.set_leader("canary-lock", true);
     let server = Server::start(metrics, Health::new()).await;
 

@@ -4,7 +4,7 @@
 //! alerts Kubebuilder users have work unchanged; what only a phase machine has carries the `autopilot_`
 //! prefix. The README's "Running in production" section lists every series.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -85,6 +85,9 @@ struct LeaseLabels {
     name: String,
 }
 
+/// Counts objects per phase: `(phase, count)` pairs.
+type Census = Arc<dyn Fn() -> Vec<(String, usize)> + Send + Sync>;
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn duration_histogram() -> Histogram {
@@ -104,12 +107,19 @@ struct Families {
     leader: Family<LeaseLabels, Gauge>,
 }
 
-#[derive(Debug)]
 struct Inner {
     registry: Mutex<Registry>,
     families: Families,
-    /// The phase each object was last seen in, per controller, to move it between `objects` gauges.
-    object_phases: Mutex<HashMap<(String, String), String>>,
+    /// Per controller, a function counting its objects per phase, asked at every scrape.
+    censuses: Mutex<HashMap<String, Census>>,
+    /// The `(controller, phase)` object gauges set so far, to zero them when a count disappears.
+    counted_phases: Mutex<HashSet<(String, String)>>,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
 }
 
 /// The metrics registry of one operator process. Cloning is cheap; clones share the series.
@@ -119,6 +129,7 @@ struct Inner {
 /// use autopilot::observability::{Metrics, ReconcileResult};
 ///
 /// let metrics = Metrics::new();
+/// metrics.reconcile_started("canary");
 /// metrics.reconcile_finished("canary", ReconcileResult::Success, Duration::from_millis(12));
 /// metrics.transition("canary", "Initializing", "Waiting");
 /// let text = metrics.encode().unwrap();
@@ -197,7 +208,8 @@ impl Metrics {
             inner: Arc::new(Inner {
                 registry: Mutex::new(registry),
                 families,
-                object_phases: Mutex::new(HashMap::new()),
+                censuses: Mutex::new(HashMap::new()),
+                counted_phases: Mutex::new(HashSet::new()),
             }),
         }
     }
@@ -226,6 +238,7 @@ impl Metrics {
 
     /// Renders every metric in the OpenMetrics text format (ending with `# EOF`).
     pub fn encode(&self) -> Result<String, fmt::Error> {
+        self.refresh_object_counts();
         let mut text = String::new();
         let registry = self
             .inner
@@ -271,31 +284,23 @@ impl Metrics {
         }
     }
 
-    /// Marks a reconcile as running; call [`ReconcileTimer::finish`] on the returned guard with the outcome.
-    ///
-    /// ```
-    /// use autopilot::observability::{Metrics, ReconcileResult};
-    /// let metrics = Metrics::new();
-    /// let timer = metrics.reconcile_started("canary");
-    /// timer.finish(ReconcileResult::RequeueAfter);
-    /// assert!(metrics.encode().unwrap().contains("controller_runtime_reconcile_time_seconds_count{controller=\"canary\"} 1"));
-    /// ```
-    pub fn reconcile_started(&self, controller: &str) -> ReconcileTimer {
+    /// Marks a reconcile of `controller` as running (`controller_runtime_active_workers`); pair it with
+    /// [`Metrics::reconcile_finished`].
+    pub fn reconcile_started(&self, controller: &str) {
         self.families()
             .active_workers
             .get_or_create(&controller_labels(controller))
             .inc();
-        ReconcileTimer {
-            metrics: self.clone(),
-            controller: controller.to_owned(),
-            started: std::time::Instant::now(),
-        }
     }
 
-    /// Records a finished reconcile: its result and how long it took. Errors also count in
-    /// `controller_runtime_reconcile_errors_total`.
+    /// Records a finished reconcile (started with [`Metrics::reconcile_started`]): its result and how long
+    /// it took. Errors also count in `controller_runtime_reconcile_errors_total`.
     pub fn reconcile_finished(&self, controller: &str, result: ReconcileResult, took: Duration) {
         let families = self.families();
+        families
+            .active_workers
+            .get_or_create(&controller_labels(controller))
+            .dec();
         families
             .reconcile_total
             .get_or_create(&ResultLabels {
@@ -335,42 +340,87 @@ impl Metrics {
             .inc();
     }
 
-    /// Records the phase an object is in now (`None` once it is gone), keeping `autopilot_objects` a true
-    /// count per phase. `object` is any key unique within the controller, e.g. `namespace/name`.
+    /// Makes `autopilot_objects{controller}` count the objects per phase with `census` at every scrape.
+    /// `census` returns `(phase, count)` pairs, e.g. computed from the controller's cache.
     ///
     /// ```
     /// let metrics = autopilot::observability::Metrics::new();
-    /// metrics.object_phase("canary", "default/a", Some("Waiting"));
-    /// metrics.object_phase("canary", "default/a", Some("Promoting"));
+    /// metrics.count_objects_with("canary", || vec![("Waiting".to_owned(), 2), ("Promoting".to_owned(), 1)]);
     /// let text = metrics.encode().unwrap();
-    /// assert!(text.contains(r#"autopilot_objects{controller="canary",phase="Waiting"} 0"#));
+    /// assert!(text.contains(r#"autopilot_objects{controller="canary",phase="Waiting"} 2"#));
     /// assert!(text.contains(r#"autopilot_objects{controller="canary",phase="Promoting"} 1"#));
     /// ```
-    pub fn object_phase(&self, controller: &str, object: &str, phase: Option<&str>) {
-        let key = (controller.to_owned(), object.to_owned());
-        let mut phases = self
-            .inner
-            .object_phases
+    pub fn count_objects_with(
+        &self,
+        controller: &str,
+        census: impl Fn() -> Vec<(String, usize)> + Send + Sync + 'static,
+    ) {
+        self.inner
+            .censuses
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let previous = match phase {
-            Some(phase) => {
-                if phases.get(&key).is_some_and(|p| p == phase) {
-                    return;
-                }
-                self.families()
-                    .objects
-                    .get_or_create(&phase_labels(controller, phase))
-                    .inc();
-                phases.insert(key, phase.to_owned())
-            }
-            None => phases.remove(&key),
-        };
-        if let Some(previous) = previous {
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(controller.to_owned(), Arc::new(census));
+    }
+
+    /// Marks `controller` as stopped: its objects are no longer counted here (the gauges drop to zero) and no
+    /// reconcile of it runs any more.
+    pub fn controller_stopped(&self, controller: &str) {
+        self.inner
+            .censuses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(controller);
+        let families = self.families();
+        families
+            .active_workers
+            .get_or_create(&controller_labels(controller))
+            .set(0);
+        self.zero_object_counts(controller);
+    }
+
+    fn zero_object_counts(&self, controller: &str) {
+        // Families offer no iteration; the encoded label sets are the keys we set before.
+        let phases: Vec<String> = self
+            .inner
+            .counted_phases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(c, _)| c == controller)
+            .map(|(_, p)| p.clone())
+            .collect();
+        for phase in phases {
             self.families()
                 .objects
-                .get_or_create(&phase_labels(controller, &previous))
-                .dec();
+                .get_or_create(&phase_labels(controller, &phase))
+                .set(0);
+        }
+    }
+
+    fn refresh_object_counts(&self) {
+        let censuses: Vec<(String, Census)> = self
+            .inner
+            .censuses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(c, census)| (c.clone(), Arc::clone(census)))
+            .collect();
+        for (controller, census) in censuses {
+            let counts = census();
+            self.zero_object_counts(&controller);
+            let mut counted = self
+                .inner
+                .counted_phases
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for (phase, count) in counts {
+                self.families()
+                    .objects
+                    .get_or_create(&phase_labels(&controller, &phase))
+                    .set(i64::try_from(count).unwrap_or(i64::MAX));
+                counted.insert((controller.clone(), phase));
+            }
         }
     }
 
@@ -412,33 +462,5 @@ fn phase_labels(controller: &str, phase: &str) -> PhaseLabels {
     PhaseLabels {
         controller: controller.to_owned(),
         phase: phase.to_owned(),
-    }
-}
-
-/// A running reconcile, from [`Metrics::reconcile_started`]. Dropping it without
-/// [`ReconcileTimer::finish`] (the reconcile was cancelled) only ends the active-worker count.
-#[derive(Debug)]
-#[must_use = "finish the timer with the reconcile's result"]
-pub struct ReconcileTimer {
-    metrics: Metrics,
-    controller: String,
-    started: std::time::Instant,
-}
-
-impl ReconcileTimer {
-    /// Records the reconcile's result and duration.
-    pub fn finish(self, result: ReconcileResult) {
-        self.metrics
-            .reconcile_finished(&self.controller, result, self.started.elapsed());
-    }
-}
-
-impl Drop for ReconcileTimer {
-    fn drop(&mut self) {
-        self.metrics
-            .families()
-            .active_workers
-            .get_or_create(&controller_labels(&self.controller))
-            .dec();
     }
 }

@@ -14,5 +14,5 @@ pub use logging::{
     DEFAULT_LOG_FILTER, LogConfig, LogFormat, LoggingError, init_logging, reconcile_span,
     subscriber,
 };
-pub use metrics::{Metrics, ReconcileResult, ReconcileTimer};
+pub use metrics::{Metrics, ReconcileResult};
 pub use server::{Health, OPENMETRICS_CONTENT_TYPE, Readiness, ServerError, bind, router, serve};

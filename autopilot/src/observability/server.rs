@@ -80,8 +80,13 @@ impl Health {
     /// Probe state for a process that takes part in leader election.
     pub fn with_leadership(leadership: Leadership) -> Self {
         let health = Self::new();
-        let _ = health.inner.leadership.set(leadership);
+        health.set_leadership(leadership);
         health
+    }
+
+    /// Makes readiness follow the leader election rules from now on; later calls are ignored.
+    pub fn set_leadership(&self, leadership: Leadership) {
+        let _ = self.inner.leadership.set(leadership);
     }
 
     /// Records whether the controllers' caches have synced; set it back to `false` when they stop.

@@ -72,3 +72,9 @@ pub fn sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         })
         .sum()
 }
+
+/// Asserts that the sample `series` has `value`, showing the page when not.
+#[track_caller]
+pub fn assert_sample(text: &str, series: &str, value: f64) {
+    assert_eq!(sample(text, series), Some(value), "{series} in\n{text}");
+}
