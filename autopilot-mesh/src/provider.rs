@@ -16,6 +16,7 @@ use crate::router::{FIELD_MANAGER, HttpRouteRouter, IstioRouter, SmiRouter, Traf
 ///
 /// assert_eq!("istio".parse::<MeshProvider>(), Ok(MeshProvider::Istio));
 /// assert_eq!("GatewayAPI".parse::<MeshProvider>(), Ok(MeshProvider::GatewayApi));
+/// assert_eq!("gateway-api".parse::<MeshProvider>(), Ok(MeshProvider::GatewayApi));
 /// assert_eq!(MeshProvider::Linkerd.to_string(), "linkerd");
 /// assert!(matches!("consul".parse::<MeshProvider>(), Err(ConfigError::UnknownProvider(p)) if p == "consul"));
 /// ```
@@ -87,6 +88,12 @@ impl FromStr for MeshProvider {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let wanted = s.trim();
+        // `gateway-api` is how the project itself spells it.
+        let wanted = if wanted.eq_ignore_ascii_case("gateway-api") {
+            "gatewayapi"
+        } else {
+            wanted
+        };
         Self::ALL
             .into_iter()
             .find(|p| p.as_str().eq_ignore_ascii_case(wanted))

@@ -300,3 +300,72 @@ fn same_parent(a: &ParentReference, b: &ParentReference) -> bool {
         && a.section_name == b.section_name
         && a.port == b.port
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn route() -> Route {
+        Route::new("shop", "podinfo", 9898)
+    }
+
+    fn gateway() -> ParentReference {
+        ParentReference {
+            name: "public".into(),
+            namespace: Some("ingress".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn weights_change_only_our_backends_and_keep_other_rules_and_parents() {
+        let current: HttpRouteSpec = serde_json::from_value(json!({
+            "parentRefs": [{"name": "internal"}],
+            "hostnames": ["shop.example.com"],
+            "rules": [
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/docs"}}], "backendRefs": [{"name": "docs", "port": 80}]},
+                {"backendRefs": [
+                    {"name": "podinfo-primary", "port": 9898, "filters": [{"type": "RequestHeaderModifier"}]},
+                    {"name": "podinfo-canary", "port": 9898},
+                ], "timeouts": {"request": "10s"}},
+            ],
+        }))
+        .unwrap();
+        let change = RouteChange::Weights(Weights::new(30, 70).unwrap());
+        let edited = edit(Some(&current), &route(), &gateway(), &change);
+        assert_eq!(edited.parent_refs.len(), 2);
+        assert!(
+            edited.hostnames.is_empty(),
+            "hostnames are not ours to send"
+        );
+        assert_eq!(edited.rules[0], current.rules[0]);
+        let ours = &edited.rules[1];
+        assert_eq!(ours.timeouts, current.rules[1].timeouts);
+        assert!(ours.backend_refs[0].extra.contains_key("filters"));
+        let weights: Vec<_> = ours.backend_refs.iter().map(|b| b.weight).collect();
+        assert_eq!(weights, [Some(30), Some(70)]);
+        // Unset weights count as 1 each, so the stored split reads as half and half.
+        let object = HttpRoute::new("podinfo", current);
+        assert_eq!(
+            read_weights(&object, &route()).unwrap(),
+            Weights::new(50, 50).unwrap()
+        );
+    }
+
+    #[test]
+    fn prefix_header_matches_become_regular_expressions() {
+        let change = RouteChange::Matches(vec![RequestMatch::header(
+            "x-group",
+            ValueMatch::Prefix("beta".into()),
+        )]);
+        let edited = edit(None, &route(), &gateway(), &change);
+        assert!(is_match_rule(&edited.rules[0], &route()));
+        let header = &edited.rules[0].matches[0].headers[0];
+        assert_eq!(header.match_type.as_deref(), Some("RegularExpression"));
+        assert_eq!(header.value, "^beta.*");
+        let reset = edit(Some(&edited), &route(), &gateway(), &RouteChange::Reset);
+        assert_eq!(reset.rules.len(), 1);
+    }
+}

@@ -293,3 +293,91 @@ fn is_host(host: &str, service: &str) -> bool {
             .strip_prefix(service)
             .is_some_and(|rest| rest.starts_with('.'))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::route::MirrorShare;
+
+    fn route() -> Route {
+        Route::new("shop", "podinfo", 9898)
+    }
+
+    fn spec(value: serde_json::Value) -> VirtualServiceSpec {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_new_virtual_service_sends_everything_to_the_primary() {
+        let spec = edit(None, &route(), &RouteChange::Ensure);
+        assert_eq!(spec.hosts, ["podinfo"]);
+        assert_eq!(spec.http.len(), 1);
+        let weights: Vec<_> = spec.http[0].route.iter().map(|d| d.weight).collect();
+        assert_eq!(weights, [Some(100), Some(0)]);
+    }
+
+    #[test]
+    fn weights_change_only_our_destinations_and_keep_the_rest_in_place() {
+        let current = spec(json!({
+            "hosts": ["podinfo.shop.svc.cluster.local"],
+            "gateways": ["mesh"],
+            "http": [
+                {"match": [{"uri": {"prefix": "/legacy"}}], "route": [{"destination": {"host": "legacy"}}]},
+                {"route": [
+                    {"destination": {"host": "podinfo-primary.shop.svc.cluster.local", "subset": "stable"}, "weight": 100},
+                    {"destination": {"host": "podinfo-canary"}, "weight": 0},
+                ], "retries": {"attempts": 3}, "fault": {"abort": {"httpStatus": 503}}},
+            ],
+        }));
+        let weights = Weights::new(60, 40).unwrap();
+        let edited = edit(Some(&current), &route(), &RouteChange::Weights(weights));
+        // The FQDN names the apex service, so no short host is added; gateways are not ours to send.
+        assert_eq!(edited.hosts, ["podinfo.shop.svc.cluster.local"]);
+        assert!(edited.gateways.is_empty());
+        assert_eq!(edited.http[0], current.http[0]);
+        let ours = &edited.http[1];
+        assert_eq!(ours.retries, current.http[1].retries);
+        assert_eq!(ours.extra, current.http[1].extra);
+        assert_eq!(ours.route[0].destination.subset.as_deref(), Some("stable"));
+        assert_eq!(
+            (ours.route[0].weight, ours.route[1].weight),
+            (Some(60), Some(40))
+        );
+    }
+
+    #[test]
+    fn the_match_route_goes_in_front_and_reset_removes_it_and_the_mirror() {
+        let r = route();
+        let matches = RouteChange::Matches(vec![RequestMatch::header(
+            "x-canary",
+            ValueMatch::Exact("1".into()),
+        )]);
+        let with_match = edit(None, &r, &matches);
+        assert!(is_match_route(&with_match.http[0], &r));
+        assert!(is_weighted(&with_match.http[1], &r));
+
+        let mirrored = edit(
+            Some(&with_match),
+            &r,
+            &RouteChange::Mirror(Some(MirrorShare::ALL)),
+        );
+        assert_eq!(mirrored.http.len(), 2, "the match route is kept");
+        assert_eq!(
+            mirrored.http[1].mirror.as_ref().unwrap().host,
+            "podinfo-canary"
+        );
+
+        let reset = edit(Some(&mirrored), &r, &RouteChange::Reset);
+        assert_eq!(reset.http.len(), 1);
+        assert!(reset.http[0].mirror.is_none());
+    }
+
+    #[test]
+    fn hosts_match_short_and_qualified_names_only() {
+        assert!(is_host("podinfo-primary", "podinfo-primary"));
+        assert!(is_host("podinfo-primary.shop.svc", "podinfo-primary"));
+        assert!(!is_host("podinfo-primary-old", "podinfo-primary"));
+    }
+}

@@ -138,3 +138,29 @@ fn read_weights(split: &TrafficSplit, route: &Route) -> Result<Weights, RouterEr
     let canary = weight_of(route.canary_service()).unwrap_or(0);
     Ok(Weights::from_relative(primary, canary)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ensure_keeps_an_existing_split_and_weights_replace_it() {
+        let route = Route::new("shop", "podinfo", 9898);
+        let fresh = edit(None, &route, &RouteChange::Ensure);
+        assert_eq!(fresh.service, "podinfo");
+        let split: Vec<_> = fresh
+            .backends
+            .iter()
+            .map(|b| (b.service.as_str(), b.weight))
+            .collect();
+        assert_eq!(split, [("podinfo-primary", 100), ("podinfo-canary", 0)]);
+
+        let shifted = edit(
+            Some(&fresh),
+            &route,
+            &RouteChange::Weights(Weights::new(20, 80).unwrap()),
+        );
+        assert_eq!(edit(Some(&shifted), &route, &RouteChange::Ensure), shifted);
+        assert_eq!(shifted.backends[1].weight, 80);
+    }
+}
