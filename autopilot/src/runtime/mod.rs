@@ -1,0 +1,400 @@
+//! The runtime: [`Operator`] drives objects through their phases on kube-runtime's `Controller`.
+//!
+//! Per reconcile of an object it:
+//! 1. skips objects still backing off after a handler error, and cache entries older than its own last
+//!    status write;
+//! 2. on deletion, runs the `finalizer` phase's handler (if declared) and removes the finalizer;
+//! 3. reads `status.phase`: none yet, or a new `metadata.generation` (spec change), starts at the initial
+//!    phase; an unknown name sets `Degraded=True` (reason `UnknownPhase`) and waits for a spec change;
+//! 4. runs the phase's handler, then writes phase, conditions, history, message and the handler's own fields
+//!    in one status patch, emits one Event per transition (reason = the phase entered) and calls the
+//!    [`ObserveHooks`];
+//! 5. on a handler error: `Degraded=True` (reason `HandlerError`), a Warning Event, and a retry after a capped
+//!    exponential backoff with jitter ([`Backoff`]).
+//!
+//! The status is written only after the handler returned: a crash in between re-runs the handler in the
+//! same phase, so handlers must be idempotent.
+
+mod hooks;
+mod reconcile;
+
+use std::{future::Future, sync::Arc};
+
+use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    runtime::{
+        Controller, controller,
+        events::{Recorder, Reporter},
+        reflector::{ObjectRef, Store},
+        watcher,
+    },
+};
+use serde::de::DeserializeOwned;
+use tracing::{debug, info, warn};
+
+pub use hooks::{Census, ControllerInfo, ObjectKey, ObserveHooks, Outcome};
+pub use reconcile::ReconcileError;
+
+use crate::{
+    Autopilot, Handlers, PhaseEnum,
+    backoff::{Backoff, Failures},
+    config::OperatorConfig,
+    context::{Extensions, Shared},
+    status::HISTORY_LIMIT,
+};
+use hooks::Hooks;
+use reconcile::Reconciler;
+
+/// Errors starting the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// No kube client could be built from the environment (kubeconfig or in-cluster).
+    #[error("connecting to the Kubernetes API")]
+    Client(#[source] kube::Error),
+}
+
+/// Builds and runs an operator for the custom resource `K`.
+///
+/// ```no_run
+/// use autopilot::{Operator, config::OperatorConfig};
+/// use k8s_openapi::api::apps::v1::Deployment;
+/// # use autopilot::__doc::*;
+/// # fn handlers() -> impl autopilot::Handlers<Rollout> { RolloutHandlers { starting: |_, _| async { Ok::<_, std::io::Error>(autopilot::Transition::recheck()) }, waiting: |_, _| async { Ok::<_, std::io::Error>(autopilot::Transition::recheck()) } } }
+///
+/// # async fn run() -> anyhow::Result<()> {
+/// let config = OperatorConfig::load()?;
+/// config.init_tracing();
+/// Operator::<Rollout>::try_default(config, handlers())
+///     .await?
+///     // The Deployment a Rollout names wakes it when it changes.
+///     .watches_input::<Deployment, _>(|rollout| Some(rollout.spec.target.clone()))
+///     // ConfigMaps it owns wake it too.
+///     .owns::<k8s_openapi::api::core::v1::ConfigMap>()
+///     .run()
+///     .await?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Operator<K: Autopilot> {
+    controller: Controller<K>,
+    client: Client,
+    config: Arc<OperatorConfig>,
+    handlers: Box<dyn Handlers<K>>,
+    extensions: Extensions,
+    hooks: Hooks,
+    backoff: Backoff,
+    history_limit: usize,
+    field_manager: String,
+    restart_on_spec_change: bool,
+    concurrency: u16,
+}
+
+impl<K: Autopilot> Operator<K> {
+    /// An operator for `K` using `client`, watching the namespace the configuration names (or all).
+    #[must_use]
+    pub fn new(client: Client, config: OperatorConfig, handlers: impl Handlers<K>) -> Self {
+        let api = K::api(client.clone(), config.watch_namespace.as_deref());
+        let controller = Controller::new(api, watcher::Config::default().any_semantic());
+        Self {
+            controller,
+            client,
+            concurrency: config.concurrency,
+            config: Arc::new(config),
+            handlers: Box::new(handlers),
+            extensions: Extensions::default(),
+            hooks: Hooks::default(),
+            backoff: Backoff::default(),
+            history_limit: HISTORY_LIMIT,
+            field_manager: format!("{}-autopilot", K::kind(&()).to_lowercase()),
+            restart_on_spec_change: true,
+        }
+    }
+
+    /// An operator for `K` with a client from the environment (kubeconfig or in-cluster service account).
+    ///
+    /// # Errors
+    /// [`RuntimeError::Client`] when no client can be configured.
+    pub async fn try_default(
+        config: OperatorConfig,
+        handlers: impl Handlers<K>,
+    ) -> Result<Self, RuntimeError> {
+        let client = Client::try_default().await.map_err(RuntimeError::Client)?;
+        Ok(Self::new(client, config, handlers))
+    }
+
+    /// Also reconciles `K` when an object it owns (through an owner reference) changes.
+    #[must_use]
+    pub fn owns<T>(mut self) -> Self
+    where
+        T: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+    {
+        let api = self.api::<T>();
+        self.controller = self
+            .controller
+            .owns(api, watcher::Config::default().any_semantic());
+        self
+    }
+
+    /// Also reconciles every `K` whose `input_of` names a changed `T` in the same namespace: declare what
+    /// each object reads (e.g. its target Deployment) and changes to it wake the object.
+    #[must_use]
+    pub fn watches_input<T, I>(mut self, input_of: impl Fn(&K) -> I + Send + Sync + 'static) -> Self
+    where
+        T: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+        I: IntoIterator<Item = String>,
+    {
+        let store: Store<K> = self.controller.store();
+        let api = self.api::<T>();
+        let mapper = move |input: T| {
+            let name = input.name_any();
+            let namespace = input.namespace();
+            store
+                .state()
+                .into_iter()
+                .filter(|obj| {
+                    obj.namespace() == namespace && input_of(obj).into_iter().any(|n| n == name)
+                })
+                .map(|obj| ObjectRef::from_obj(&*obj))
+                .collect::<Vec<_>>()
+        };
+        self.controller =
+            self.controller
+                .watches(api, watcher::Config::default().any_semantic(), mapper);
+        self
+    }
+
+    /// Also reconciles the objects `mapper` returns for each change of a `T` (a kube-runtime `watches`).
+    #[must_use]
+    pub fn watches_input_with<T, I>(
+        mut self,
+        mapper: impl Fn(T) -> I + Send + Sync + 'static,
+    ) -> Self
+    where
+        T: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
+        I: IntoIterator<Item = ObjectRef<K>> + 'static,
+        I::IntoIter: Send,
+    {
+        let api = self.api::<T>();
+        self.controller =
+            self.controller
+                .watches(api, watcher::Config::default().any_semantic(), mapper);
+        self
+    }
+
+    /// Makes `value` available to handlers through [`Context::get`](crate::Context::get).
+    #[must_use]
+    pub fn with_extension<T: std::any::Any + Send + Sync>(mut self, value: T) -> Self {
+        self.extensions.insert(value);
+        self
+    }
+
+    /// Registers hooks for metrics, health and leader election.
+    #[must_use]
+    pub fn observe(mut self, hooks: Arc<dyn ObserveHooks>) -> Self {
+        self.hooks.0.push(hooks);
+        self
+    }
+
+    /// The backoff after handler and API errors (default: 1 s doubling to 5 min, 20 % jitter).
+    #[must_use]
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// At most this many objects are reconciled at once (default: the configuration's `concurrency`).
+    #[must_use]
+    pub fn concurrency(mut self, concurrency: u16) -> Self {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// How many past phases `status.history` keeps (default [`HISTORY_LIMIT`]).
+    #[must_use]
+    pub fn history_limit(mut self, limit: usize) -> Self {
+        self.history_limit = limit;
+        self
+    }
+
+    /// The field manager of status writes and applied outputs (default `<kind>-autopilot`).
+    #[must_use]
+    pub fn field_manager(mut self, name: impl Into<String>) -> Self {
+        self.field_manager = name.into();
+        self
+    }
+
+    /// Keeps the current phase when the spec changes, instead of restarting at the initial phase.
+    #[must_use]
+    pub fn keep_phase_on_spec_change(mut self) -> Self {
+        self.restart_on_spec_change = false;
+        self
+    }
+
+    /// The cache of watched `K` objects (shared with the controller).
+    #[must_use]
+    pub fn store(&self) -> Store<K> {
+        self.controller.store()
+    }
+
+    /// Runs until SIGTERM or Ctrl+C, then lets in-flight handlers finish.
+    ///
+    /// # Errors
+    /// None yet; reserved for start-up failures.
+    pub async fn run(self) -> Result<(), RuntimeError> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Runs until `shutdown` completes, then stops taking new work and lets in-flight handlers finish
+    /// before returning. Leader election runs the operator this way, with "lost the lease" as shutdown.
+    ///
+    /// # Errors
+    /// None yet; reserved for start-up failures.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), RuntimeError> {
+        let kind = K::kind(&()).into_owned();
+        let store = self.controller.store();
+        let info = ControllerInfo {
+            kind: kind.clone(),
+            phases: K::Phase::NAMES,
+            concurrency: self.concurrency,
+            census: census(store.clone()),
+        };
+        self.hooks.each(|h| h.started(&info));
+        let synced = {
+            let hooks = self.hooks.clone();
+            let kind = kind.clone();
+            let store = store.clone();
+            tokio::spawn(async move {
+                if store.wait_until_ready().await.is_ok() {
+                    hooks.each(|h| h.caches_synced(&kind));
+                }
+            })
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let stopper = tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(());
+        });
+
+        let reporter = Reporter {
+            controller: self.field_manager.clone(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        let reconciler = Arc::new(Reconciler::<K> {
+            shared: Arc::new(Shared {
+                recorder: Recorder::new(self.client.clone(), reporter),
+                client: self.client,
+                config: Arc::clone(&self.config),
+                extensions: self.extensions,
+                field_manager: self.field_manager,
+            }),
+            handlers: self.handlers,
+            hooks: self.hooks.clone(),
+            failures: Failures::new(self.backoff),
+            written: std::sync::Mutex::default(),
+            history_limit: self.history_limit,
+            restart_on_spec_change: self.restart_on_spec_change,
+            work_interval: self.config.work_interval,
+            finalizer: format!("{}/autopilot-cleanup", K::group(&())),
+            kind: kind.clone(),
+        });
+        info!(%kind, concurrency = self.concurrency, "operator starting");
+        self.controller
+            .with_config(controller::Config::default().concurrency(self.concurrency))
+            .graceful_shutdown_on(async move {
+                let _ = stop_rx.await;
+            })
+            .run(
+                |obj, r: Arc<Reconciler<K>>| async move { r.reconcile(obj).await },
+                |obj, error, r| controller::Action::requeue(r.error_delay(&obj, error)),
+                reconciler,
+            )
+            .for_each(|result| async move {
+                match result {
+                    Ok((obj, _)) => debug!(name = %obj.name, "reconciled"),
+                    Err(controller::Error::ReconcilerFailed(..)) => {} // logged by the error policy
+                    Err(error) => warn!(error = %reconcile::error_chain(&error), "controller"),
+                }
+            })
+            .await;
+        synced.abort();
+        stopper.abort();
+        info!(%kind, "operator stopped");
+        self.hooks.each(|h| h.stopped(&kind));
+        Ok(())
+    }
+
+    fn api<T>(&self) -> Api<T>
+    where
+        T: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+    {
+        match &self.config.watch_namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        }
+    }
+}
+
+fn census<K: Autopilot>(store: Store<K>) -> Census {
+    Census::new(move || {
+        let mut counts: Vec<(String, usize)> = K::Phase::NAMES
+            .iter()
+            .map(|n| ((*n).to_owned(), 0))
+            .collect();
+        for obj in store.state() {
+            let name = obj
+                .status()
+                .and_then(|s| s.phase.as_ref())
+                .map_or("", |p| p.as_str());
+            match counts.iter_mut().find(|(n, _)| n == name) {
+                Some((_, count)) => *count += 1,
+                None => counts.push((name.to_owned(), 1)),
+            }
+        }
+        counts
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
