@@ -13,7 +13,7 @@
 //! assert_eq!(config.mesh_provider, MeshProvider::Linkerd);
 //! assert_eq!(config.work_interval, Duration::from_secs(20)); // the environment beats the file
 //! assert_eq!(config.watch_namespace.as_deref(), Some("shop"));
-//! assert!(config.leader_election.enabled);
+//! assert!(config.leader_election_enabled);
 //!
 //! let err = OperatorConfig::from_sources(None, |_| None, ["operator", "--work-interval", "soon"]).unwrap_err();
 //! assert!(err.to_string().contains("workInterval"));
@@ -23,6 +23,11 @@
 use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 
 use clap::{Arg, ArgAction, Command};
+
+use crate::{
+    leader::{LeaderElectionConfig, LeaderError},
+    observability::{LogConfig, LogFormat},
+};
 use serde_json::Value;
 
 /// Errors loading the configuration.
@@ -97,41 +102,6 @@ impl fmt::Display for MeshProvider {
     }
 }
 
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// Logging settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogConfig {
-    /// A `tracing` filter: `info`, `autopilot=debug,kube=warn`, ...
-    pub level: String,
-    /// Line format.
-    pub format: LogFormat,
-}
-
-/// Leader election on a `coordination.k8s.io/v1` Lease.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeaderElectionConfig {
-    /// Whether only the lease holder runs handlers.
-    pub enabled: bool,
-    /// The Lease's name.
-    pub lease_name: String,
-    /// The Lease's namespace.
-    pub lease_namespace: String,
-    /// How long a lease is valid without renewal.
-    pub lease_duration: Duration,
-    /// How long the holder keeps trying to renew before it steps down.
-    pub renew_deadline: Duration,
-    /// How often candidates try to acquire or renew.
-    pub retry_period: Duration,
-}
-
 /// The operator's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperatorConfig {
@@ -145,11 +115,13 @@ pub struct OperatorConfig {
     pub work_interval: Duration,
     /// At most this many objects are handled at once.
     pub concurrency: u16,
-    /// Logging.
+    /// Logging (install with [`init_logging`](crate::observability::init_logging)).
     pub log: LogConfig,
     /// Address of the `/metrics`, `/healthz` and `/readyz` server.
     pub metrics_address: SocketAddr,
-    /// Leader election.
+    /// Whether only the holder of the Lease below runs handlers.
+    pub leader_election_enabled: bool,
+    /// The Lease and its timings.
     pub leader_election: LeaderElectionConfig,
 }
 
@@ -161,19 +133,10 @@ impl Default for OperatorConfig {
             watch_namespace: None,
             work_interval: Duration::from_secs(30),
             concurrency: 16,
-            log: LogConfig {
-                level: "info".into(),
-                format: LogFormat::Text,
-            },
+            log: LogConfig::default(),
             metrics_address: SocketAddr::from(([0, 0, 0, 0], 8080)),
-            leader_election: LeaderElectionConfig {
-                enabled: false,
-                lease_name: "autopilot".into(),
-                lease_namespace: "default".into(),
-                lease_duration: Duration::from_secs(15),
-                renew_deadline: Duration::from_secs(10),
-                retry_period: Duration::from_secs(2),
-            },
+            leader_election_enabled: false,
+            leader_election: LeaderElectionConfig::new("autopilot", "default"),
         }
     }
 }
@@ -444,7 +407,7 @@ impl OperatorConfig {
             c.concurrency = v;
         }
         if let Some(v) = l.parse(Key::LogLevel, parse_filter)? {
-            c.log.level = v;
+            c.log.filter = v;
         }
         if let Some(v) = l.parse(Key::LogFormat, parse_log_format)? {
             c.log.format = v;
@@ -454,10 +417,10 @@ impl OperatorConfig {
         })? {
             c.metrics_address = v;
         }
-        let le = &mut c.leader_election;
         if let Some(v) = l.parse(Key::LeaderElection, parse_bool)? {
-            le.enabled = v;
+            c.leader_election_enabled = v;
         }
+        let le = &mut c.leader_election;
         if let Some(v) = l.parse(Key::LeaseName, parse_name)? {
             le.lease_name = v;
         }
@@ -477,47 +440,24 @@ impl OperatorConfig {
         Ok(c)
     }
 
-    /// The Lease timings must nest: retry period < renew deadline < lease duration.
+    /// The Lease settings must be usable (retry period < renew deadline < lease duration).
     fn check_lease_timing(&self, l: &Layers) -> Result<(), ConfigError> {
-        let le = &self.leader_election;
-        let invalid = |key: Key, problem: String| ConfigError::Invalid {
-            field: key.field(),
-            source_name: l
-                .get(key)
-                .map_or_else(|| "the default".to_owned(), |r| r.source.clone()),
-            problem,
-        };
-        if le.renew_deadline >= le.lease_duration {
-            return Err(invalid(
-                Key::RenewDeadline,
-                format!(
-                    "{:?} must be shorter than the lease duration ({:?})",
-                    le.renew_deadline, le.lease_duration
-                ),
-            ));
+        match self.leader_election.validate() {
+            Err(LeaderError::InvalidConfig { field, reason }) => {
+                let key = Key::ALL
+                    .into_iter()
+                    .find(|k| k.field() == format!("leaderElection.{field}"))
+                    .unwrap_or(Key::LeaderElection);
+                Err(ConfigError::Invalid {
+                    field: key.field(),
+                    source_name: l
+                        .get(key)
+                        .map_or_else(|| "the default".to_owned(), |r| r.source.clone()),
+                    problem: reason,
+                })
+            }
+            _ => Ok(()),
         }
-        if le.retry_period >= le.renew_deadline {
-            return Err(invalid(
-                Key::RetryPeriod,
-                format!(
-                    "{:?} must be shorter than the renew deadline ({:?})",
-                    le.retry_period, le.renew_deadline
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Installs a global `tracing` subscriber with the configured filter and format. Does nothing when one
-    /// is already installed.
-    pub fn init_tracing(&self) {
-        let filter = tracing_subscriber::EnvFilter::new(&self.log.level);
-        let builder = tracing_subscriber::fmt().with_env_filter(filter);
-        // An already-installed subscriber (tests, embedding programs) is left in place.
-        let _ = match self.log.format {
-            LogFormat::Text => builder.try_init(),
-            LogFormat::Json => builder.json().try_init(),
-        };
     }
 }
 
@@ -703,7 +643,11 @@ mod tests {
 
     #[test]
     fn defaults_are_valid() {
-        assert_eq!(flags(&[]).unwrap(), OperatorConfig::default());
+        let mut loaded = flags(&[]).unwrap();
+        let defaults = OperatorConfig::default();
+        // The replica identity is random unless POD_NAME is set.
+        loaded.leader_election.identity.clone_from(&defaults.leader_election.identity);
+        assert_eq!(loaded, defaults);
     }
 
     #[test]
@@ -719,7 +663,7 @@ mod tests {
                 .unwrap();
         assert_eq!(c.mesh_provider, MeshProvider::GatewayApi);
         assert_eq!(c.prometheus_url, "http://env:9090");
-        assert_eq!(c.log.level, "debug");
+        assert_eq!(c.log.filter, "debug");
         assert_eq!(c.log.format, LogFormat::Json);
     }
 
@@ -746,8 +690,8 @@ leaderElection:
         assert_eq!(c.work_interval, Duration::from_secs(90));
         assert_eq!(c.concurrency, 4);
         assert_eq!(c.metrics_address, "127.0.0.1:9000".parse().unwrap());
+        assert!(c.leader_election_enabled);
         let le = &c.leader_election;
-        assert!(le.enabled);
         assert_eq!(
             (le.lease_name.as_str(), le.lease_namespace.as_str()),
             ("canary-operator", "ops")

@@ -65,7 +65,7 @@ pub enum RuntimeError {
 ///
 /// # async fn run() -> anyhow::Result<()> {
 /// let config = OperatorConfig::load()?;
-/// config.init_tracing();
+/// autopilot::observability::init_logging(&config.log)?;
 /// Operator::<Rollout>::try_default(config, handlers())
 ///     .await?
 ///     // The Deployment a Rollout names wakes it when it changes.

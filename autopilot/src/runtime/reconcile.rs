@@ -427,7 +427,9 @@ impl<K: Autopilot> Reconciler<K> {
                 .map_err(|source| ReconcileError::WriteStatus { name, source })?;
             // A no-op write keeps the resourceVersion and brings no watch event: nothing to wait for.
             let before = obj.resource_version();
-            let after = stored.resource_version().filter(|rv| Some(rv) != before.as_ref());
+            let after = stored
+                .resource_version()
+                .filter(|rv| Some(rv) != before.as_ref());
             if let Some(rv) = after.and_then(|rv| rv.parse::<u64>().ok()) {
                 self.written
                     .lock()
