@@ -5,9 +5,9 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::builtin::{BuiltinMetric, Provider};
+use crate::builtin::{BuiltinMetric, Provider, UnknownMetric};
 use crate::client::PrometheusClient;
-use crate::template::{QueryTemplate, Variables};
+use crate::template::{PromDuration, QueryTemplate, TemplateError, Variables};
 
 /// Accepted values: at least `min` and at most `max`, each bound optional and inclusive (Flagger's
 /// `thresholdRange`). NaN is never inside a range.
@@ -79,6 +79,17 @@ pub enum Verdict {
     Error,
 }
 
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Pass => "pass",
+            Self::Fail => "fail",
+            Self::NoData => "no data",
+            Self::Error => "error",
+        })
+    }
+}
+
 /// The result of running one check, with enough detail for a status message or an Event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
@@ -118,6 +129,25 @@ pub struct MetricCheck {
     pub query: QueryTemplate,
     /// Accepted values.
     pub threshold: ThresholdRange,
+    /// This check's own `interval`, overriding the one in the variables (Flagger's per-metric interval).
+    pub interval: Option<PromDuration>,
+}
+
+/// A check described by name and optional query (as in a canary spec) does not resolve.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidCheck {
+    /// No query was given and the name is not a built-in metric.
+    #[error(transparent)]
+    UnknownMetric(#[from] UnknownMetric),
+    /// The query is not a valid template.
+    #[error("invalid query for metric `{name}`")]
+    Template {
+        /// The check's name.
+        name: String,
+        /// What is wrong with the query.
+        #[source]
+        source: TemplateError,
+    },
 }
 
 impl MetricCheck {
@@ -127,7 +157,55 @@ impl MetricCheck {
             name: name.into(),
             query,
             threshold,
+            interval: None,
         }
+    }
+
+    /// A check as a canary spec describes one: with a `query`, a custom check under `name`; without, the
+    /// built-in metric called `name` (`request-success-rate`, `request-duration`) of `provider`.
+    ///
+    /// ```
+    /// use autopilot_metrics::{MetricCheck, Provider, ThresholdRange};
+    ///
+    /// let builtin = MetricCheck::from_spec(Provider::Istio, "request-duration", None, ThresholdRange::at_most(500.0))?;
+    /// assert!(builtin.query.source().contains("istio_request_duration_milliseconds_bucket"));
+    /// let custom = MetricCheck::from_spec(Provider::Istio, "errors", Some("sum(errors_total)"), ThresholdRange::at_most(0.0))?;
+    /// assert_eq!(custom.query.source(), "sum(errors_total)");
+    /// assert!(MetricCheck::from_spec(Provider::Istio, "latency", None, ThresholdRange::default()).is_err());
+    /// # Ok::<(), autopilot_metrics::InvalidCheck>(())
+    /// ```
+    pub fn from_spec(
+        provider: Provider,
+        name: &str,
+        query: Option<&str>,
+        threshold: ThresholdRange,
+    ) -> Result<Self, InvalidCheck> {
+        match query {
+            Some(query) => {
+                let template =
+                    QueryTemplate::new(query).map_err(|source| InvalidCheck::Template {
+                        name: name.to_owned(),
+                        source,
+                    })?;
+                Ok(Self::new(name, template, threshold))
+            }
+            None => Ok(Self::builtin(provider, name.parse()?, threshold)),
+        }
+    }
+
+    /// Evaluates this check over its own window instead of the variables' `interval`.
+    ///
+    /// ```
+    /// use autopilot_metrics::{MetricCheck, Provider};
+    ///
+    /// let check = MetricCheck::success_rate(Provider::Linkerd, 99.0).interval("5m".parse()?);
+    /// assert_eq!(check.interval.map(|i| i.to_string()), Some("5m".to_owned()));
+    /// # Ok::<(), autopilot_metrics::DurationError>(())
+    /// ```
+    #[must_use]
+    pub fn interval(mut self, interval: PromDuration) -> Self {
+        self.interval = Some(interval);
+        self
     }
 
     /// A check of a built-in metric.
@@ -201,6 +279,14 @@ impl MetricCheck {
         vars: &Variables,
         time: Option<SystemTime>,
     ) -> CheckResult {
+        let overridden;
+        let vars = match self.interval {
+            Some(interval) => {
+                overridden = vars.clone().interval(interval);
+                &overridden
+            }
+            None => vars,
+        };
         let value = match self.query.render(vars) {
             Ok(query) => client.query_value(&query, time).await,
             Err(e) => Err(e.into()),
@@ -241,6 +327,16 @@ pub enum Decision {
     Continue,
     /// Too many failed rounds: roll back.
     Rollback,
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Promote => "promote",
+            Self::Continue => "continue",
+            Self::Rollback => "roll back",
+        })
+    }
 }
 
 /// Counters an analysis carries from round to round; keep them in the resource's status.

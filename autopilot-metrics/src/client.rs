@@ -511,6 +511,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn client_can_live_in_a_shared_context() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        shareable::<PrometheusClient>();
+    }
+
+    #[test]
     fn base_url_keeps_path_prefix() {
         let c = PrometheusClient::new("http://h:9090/prom", ClientOptions::default()).unwrap();
         assert_eq!(

@@ -41,7 +41,8 @@ mod tls;
 
 pub use builtin::{BuiltinMetric, Provider, UnknownMetric, UnknownProvider};
 pub use check::{
-    Analysis, CheckResult, Decision, MetricCheck, Progress, Round, ThresholdRange, Verdict,
+    Analysis, CheckResult, Decision, InvalidCheck, MetricCheck, Progress, Round, ThresholdRange,
+    Verdict,
 };
 pub use client::{Auth, ClientOptions, PrometheusClient, RequestMethod, TimeRange};
 pub use config::PrometheusConfig;

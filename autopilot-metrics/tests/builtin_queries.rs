@@ -333,6 +333,23 @@ async fn checks_and_analysis_decide_from_real_answers() {
 }
 
 #[tokio::test]
+async fn a_checks_own_interval_overrides_the_variables() {
+    let prometheus = prometheus().await;
+    let client = prometheus.client(ClientOptions::default());
+    let no_interval = Variables::new().namespace("test").target("podinfo");
+
+    let without = MetricCheck::success_rate(Provider::Istio, 90.0);
+    let result = without.run(&client, &no_interval, Some(at_eval())).await;
+    assert_eq!(result.verdict, Verdict::Error);
+    assert!(result.reason.contains("`interval`"), "{}", result.reason);
+
+    let with = without.interval("5m".parse().unwrap());
+    let result = with.run(&client, &no_interval, Some(at_eval())).await;
+    assert_eq!(result.verdict, Verdict::Pass, "{}", result.reason);
+    assert!((result.observed.unwrap() - 95.0).abs() < 1e-9);
+}
+
+#[tokio::test]
 async fn range_and_typed_results() {
     let prometheus = prometheus().await;
     let client = prometheus.client(ClientOptions::default());
