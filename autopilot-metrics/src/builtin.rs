@@ -15,7 +15,8 @@ use crate::template::QueryTemplate;
 /// assert_eq!("gatewayapi".parse::<Provider>().unwrap(), Provider::Envoy);
 /// assert!("consul".parse::<Provider>().is_err());
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
 pub enum Provider {
     /// Istio sidecar metrics (`istio_requests_total`, `istio_request_duration_milliseconds`), reported by
     /// the destination workload.
@@ -76,6 +77,20 @@ impl fmt::Display for Provider {
 #[error("unknown metrics provider `{0}` (expected istio, linkerd, envoy or gatewayapi)")]
 pub struct UnknownProvider(pub String);
 
+impl TryFrom<String> for Provider {
+    type Error = UnknownProvider;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Provider> for &'static str {
+    fn from(provider: Provider) -> Self {
+        provider.as_str()
+    }
+}
+
 impl FromStr for Provider {
     type Err = UnknownProvider;
 
@@ -99,7 +114,8 @@ impl FromStr for Provider {
 /// assert_eq!(metric, BuiltinMetric::RequestSuccessRate);
 /// assert_eq!(metric.default_threshold().min, Some(99.0));
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
 pub enum BuiltinMetric {
     /// Percentage (0-100) of requests that did not fail with a 5xx (or a failure classification).
     RequestSuccessRate,
@@ -135,6 +151,20 @@ impl fmt::Display for BuiltinMetric {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("unknown built-in metric `{0}` (expected request-success-rate or request-duration)")]
 pub struct UnknownMetric(pub String);
+
+impl TryFrom<String> for BuiltinMetric {
+    type Error = UnknownMetric;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<BuiltinMetric> for &'static str {
+    fn from(metric: BuiltinMetric) -> Self {
+        metric.as_str()
+    }
+}
 
 impl FromStr for BuiltinMetric {
     type Err = UnknownMetric;
@@ -258,5 +288,18 @@ mod tests {
             assert_eq!(metric.as_str().parse::<BuiltinMetric>().unwrap(), metric);
         }
         assert!("latency".parse::<BuiltinMetric>().is_err());
+        assert_eq!(
+            serde_json::to_string(&Provider::Envoy).unwrap(),
+            r#""envoy""#
+        );
+        assert_eq!(
+            serde_json::from_str::<Provider>(r#""gatewayapi""#).unwrap(),
+            Provider::Envoy
+        );
+        assert!(serde_json::from_str::<Provider>(r#""smi""#).is_err());
+        assert_eq!(
+            serde_json::from_str::<BuiltinMetric>(r#""request-duration""#).unwrap(),
+            BuiltinMetric::RequestDuration
+        );
     }
 }

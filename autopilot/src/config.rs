@@ -646,7 +646,10 @@ mod tests {
         let mut loaded = flags(&[]).unwrap();
         let defaults = OperatorConfig::default();
         // The replica identity is random unless POD_NAME is set.
-        loaded.leader_election.identity.clone_from(&defaults.leader_election.identity);
+        loaded
+            .leader_election
+            .identity
+            .clone_from(&defaults.leader_election.identity);
         assert_eq!(loaded, defaults);
     }
 
