@@ -71,10 +71,10 @@ impl Route {
             .namespace
             .clone()
             .ok_or(RouteError::NotStored)?;
-        let mut reference = owner
+        // No blockOwnerDeletion: setting it needs RBAC on the owner's finalizers.
+        let reference = owner
             .controller_owner_ref(&())
             .ok_or(RouteError::NotStored)?;
-        reference.block_owner_deletion = Some(true);
         Ok(Self::new(namespace, app, port).with_owner(reference))
     }
 
