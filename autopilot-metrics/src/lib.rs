@@ -34,6 +34,7 @@ mod builtin;
 mod check;
 mod client;
 mod config;
+mod duration;
 mod error;
 mod response;
 pub mod template;
