@@ -2,4 +2,5 @@
 pub mod apply;
 pub mod prometheus;
 pub mod selector;
+pub mod strategic;
 pub mod validation;

@@ -1,0 +1,851 @@
+//! Strategic merge patch (`application/strategic-merge-patch+json`) as the API server applies it.
+//!
+//! Maps merge key by key and `null` deletes a key. Lists whose Go type declares
+//! `patchStrategy:"merge"` merge item by item: lists of objects by their merge key (containers by
+//! `name`, container ports by `containerPort`, Service ports by `port`, …), lists of scalars as a
+//! union; every other list is replaced. The directives the server honours:
+//!
+//! - `$patch: replace` in a map replaces the map; `$patch: delete` empties it. In a merge list,
+//!   an item `{"$patch": "replace"}` replaces the list with the patch's other items and
+//!   `{"<key>": v, "$patch": "delete"}` deletes the item with that key. `$patch: merge` is
+//!   rejected, as the server does.
+//! - `$retainKeys: [..]` clears the keys of the live map that are not listed.
+//! - `$deleteFromPrimitiveList/<field>: [..]` removes values from a list of scalars (the result
+//!   comes back de-duplicated and sorted, as the server returns it).
+//! - `$setElementOrder/<field>: [..]` orders the merged list: listed items in the given order,
+//!   live-only items kept where they were relative to them.
+//!
+//! Custom resources have no strategy: the server answers 415, [`StrategicMergeError::UnsupportedMediaType`].
+
+use serde_json::{Map, Value};
+
+use crate::apply::is_builtin_api_version;
+
+const DIRECTIVE: &str = "$patch";
+const RETAIN_KEYS: &str = "$retainKeys";
+const DELETE_FROM_PRIMITIVE_LIST: &str = "$deleteFromPrimitiveList";
+const SET_ELEMENT_ORDER: &str = "$setElementOrder";
+
+/// Why a strategic merge patch could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StrategicMergeError {
+    /// The resource has no merge strategy (custom resources): HTTP 415.
+    #[error(
+        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+    )]
+    UnsupportedMediaType,
+    /// The patch is not a JSON object: HTTP 400.
+    #[error("json: cannot unmarshal {found} into Go value of type map[string]interface {{}}")]
+    NotAnObject {
+        /// The Go name of the JSON type that was sent.
+        found: &'static str,
+    },
+    /// A `$retainKeys` list is malformed or omits a key the patch sets: HTTP 400.
+    #[error("invalid patch format of retainKeys")]
+    BadRetainKeys,
+    /// A `$deleteFromPrimitiveList/` directive is malformed: HTTP 400.
+    #[error("invalid patch format of primitive list")]
+    BadPrimitiveList,
+    /// A `$setElementOrder/` directive is malformed or contradicts the patch: HTTP 400.
+    #[error("invalid patch format of setElementOrder list")]
+    BadSetElementOrder,
+    /// Any other patch the server refuses (an unknown `$patch`, a missing merge key…): HTTP 500.
+    #[error("{message}")]
+    Invalid {
+        /// The server's message, e.g. `unknown patch type: merge in map: map[$patch:merge]`.
+        message: String,
+    },
+}
+
+impl StrategicMergeError {
+    /// The HTTP status the API server answers with for this error.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            Self::UnsupportedMediaType => 415,
+            Self::NotAnObject { .. }
+            | Self::BadRetainKeys
+            | Self::BadPrimitiveList
+            | Self::BadSetElementOrder => 400,
+            Self::Invalid { .. } => 500,
+        }
+    }
+}
+
+fn invalid(message: String) -> StrategicMergeError {
+    StrategicMergeError::Invalid { message }
+}
+
+/// How a list field merges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListStrategy {
+    /// Replaced by the patch's list.
+    Replace,
+    /// Scalars: union of live and patch.
+    Union,
+    /// Objects: merged item by item, matched on this key.
+    MergeKey(&'static str),
+}
+
+const CONTAINER_LISTS: &[&str] = &["containers", "initContainers", "ephemeralContainers"];
+
+/// The `patchStrategy`/`patchMergeKey` the built-in Go types declare for a list field.
+fn list_strategy(kind: &str, fields: &[String]) -> ListStrategy {
+    let (last, parent) = match fields {
+        [.., parent, last] => (last.as_str(), Some(parent.as_str())),
+        [last] => (last.as_str(), None),
+        [] => return ListStrategy::Replace,
+    };
+    let in_container = parent.is_some_and(|p| CONTAINER_LISTS.contains(&p));
+    match (parent, last) {
+        (Some("metadata"), "finalizers") => ListStrategy::Union,
+        (Some("metadata"), "ownerReferences") => ListStrategy::MergeKey("uid"),
+        (Some("spec"), l) if CONTAINER_LISTS.contains(&l) => ListStrategy::MergeKey("name"),
+        (Some("spec"), "volumes" | "imagePullSecrets" | "schedulingGates" | "resourceClaims") => {
+            ListStrategy::MergeKey("name")
+        }
+        (Some("spec"), "hostAliases") => ListStrategy::MergeKey("ip"),
+        (Some("spec"), "topologySpreadConstraints") => ListStrategy::MergeKey("topologyKey"),
+        (_, "ports") if in_container => ListStrategy::MergeKey("containerPort"),
+        (Some("spec"), "ports") if kind == "Service" && fields.len() == 2 => {
+            ListStrategy::MergeKey("port")
+        }
+        (_, "env") if in_container => ListStrategy::MergeKey("name"),
+        (_, "volumeMounts") if in_container => ListStrategy::MergeKey("mountPath"),
+        (_, "volumeDevices") if in_container => ListStrategy::MergeKey("devicePath"),
+        (Some("status"), "conditions") => ListStrategy::MergeKey("type"),
+        _ => ListStrategy::Replace,
+    }
+}
+
+/// Applies a strategic merge patch to `target` in place, for an object of the given
+/// `apiVersion` and `kind`. On error `target` is left unchanged.
+///
+/// ```
+/// use autopilot_testkit::strategic::strategic_merge;
+/// use serde_json::json;
+///
+/// let mut pod = json!({"spec": {"containers": [
+///     {"name": "app", "image": "app:1"}, {"name": "proxy", "image": "envoy"}]}});
+/// let patch = json!({"spec": {"containers": [{"name": "app", "image": "app:2"}]}});
+/// strategic_merge(&mut pod, &patch, "v1", "Pod").unwrap();
+/// assert_eq!(pod["spec"]["containers"], json!([
+///     {"name": "app", "image": "app:2"}, {"name": "proxy", "image": "envoy"}]));
+///
+/// let err = strategic_merge(&mut pod, &patch, "demo.io/v1", "Canary").unwrap_err();
+/// assert_eq!(err.status_code(), 415);
+/// ```
+pub fn strategic_merge(
+    target: &mut Value,
+    patch: &Value,
+    api_version: &str,
+    kind: &str,
+) -> Result<(), StrategicMergeError> {
+    if !is_builtin_api_version(api_version) {
+        return Err(StrategicMergeError::UnsupportedMediaType);
+    }
+    let Value::Object(patch) = patch else {
+        return Err(StrategicMergeError::NotAnObject {
+            found: go_type(patch),
+        });
+    };
+    let original = target.as_object().cloned().unwrap_or_default();
+    let merger = Merger { kind };
+    let merged = merger.merge_map(original, patch.clone(), &mut Vec::new())?;
+    *target = Value::Object(merged);
+    Ok(())
+}
+
+fn go_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Prints a value as Go's `%v` prints decoded JSON: `map[a:1 b:[x y]]`.
+fn go_v(value: &Value) -> String {
+    match value {
+        Value::Null => "<nil>".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => {
+            format!("[{}]", items.iter().map(go_v).collect::<Vec<_>>().join(" "))
+        }
+        Value::Object(map) => format!(
+            "map[{}]",
+            map.iter()
+                .map(|(k, v)| format!("{k}:{}", go_v(v)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Value::Number(n) if n.is_f64() => {
+            crate::validation::go_float(n.as_f64().unwrap_or_default())
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Drops directive-carrying maps and the nulls the server discards from values it adds.
+fn clean_new_value(value: Value) -> Option<Value> {
+    match value {
+        Value::Null => None,
+        Value::Object(map) => {
+            if map.contains_key(DIRECTIVE) {
+                return None;
+            }
+            let cleaned = map
+                .into_iter()
+                .filter(|(k, _)| !k.starts_with('$'))
+                .filter_map(|(k, v)| clean_new_value(v).map(|v| (k, v)))
+                .collect();
+            Some(Value::Object(cleaned))
+        }
+        Value::Array(items) => Some(Value::Array(
+            items.into_iter().filter_map(clean_new_value).collect(),
+        )),
+        other => Some(other),
+    }
+}
+
+struct Merger<'a> {
+    kind: &'a str,
+}
+
+impl Merger<'_> {
+    fn merge_map(
+        &self,
+        mut original: Map<String, Value>,
+        mut patch: Map<String, Value>,
+        fields: &mut Vec<String>,
+    ) -> Result<Map<String, Value>, StrategicMergeError> {
+        if let Some(directive) = patch.get(DIRECTIVE) {
+            return match directive.as_str() {
+                Some("replace") => {
+                    patch.remove(DIRECTIVE);
+                    Ok(patch)
+                }
+                Some("delete") => Ok(Map::new()),
+                _ => Err(invalid(format!(
+                    "unknown patch type: {} in map: {}",
+                    go_v(directive),
+                    go_v(&Value::Object(patch.clone()))
+                ))),
+            };
+        }
+        apply_retain_keys(&mut original, &mut patch)?;
+        self.apply_element_orders(&mut original, &mut patch, fields)?;
+        for (key, patch_value) in patch {
+            let (key, delete_list) = match key.strip_prefix(DELETE_FROM_PRIMITIVE_LIST) {
+                Some(rest) => match rest.strip_prefix('/') {
+                    Some(field) => (field.to_string(), true),
+                    None => return Err(StrategicMergeError::BadPrimitiveList),
+                },
+                None => (key, false),
+            };
+            if patch_value.is_null() {
+                original.remove(&key);
+                continue;
+            }
+            let Some(live) = original.remove(&key) else {
+                if !delete_list && let Some(value) = clean_new_value(patch_value) {
+                    original.insert(key, value);
+                }
+                continue;
+            };
+            fields.push(key.clone());
+            let merged = match (live, patch_value) {
+                (Value::Object(live), Value::Object(patch)) => {
+                    Value::Object(self.merge_map(live, patch, fields)?)
+                }
+                (Value::Array(live), Value::Array(patch)) => {
+                    Value::Array(self.merge_list(live, patch, fields, delete_list)?)
+                }
+                (live, _) if delete_list => live,
+                (_, patch) => clean_new_value(patch).unwrap_or(Value::Null),
+            };
+            fields.pop();
+            original.insert(key, merged);
+        }
+        Ok(original)
+    }
+
+    fn merge_list(
+        &self,
+        original: Vec<Value>,
+        patch: Vec<Value>,
+        fields: &[String],
+        delete_list: bool,
+    ) -> Result<Vec<Value>, StrategicMergeError> {
+        match list_strategy(self.kind, fields) {
+            ListStrategy::Replace => Ok(patch),
+            ListStrategy::Union => {
+                if original.is_empty() && patch.is_empty() {
+                    return Ok(original);
+                }
+                if delete_list {
+                    let remaining: Vec<Value> = original
+                        .into_iter()
+                        .filter(|v| !patch.contains(v))
+                        .collect();
+                    return Ok(uniqify_and_sort(remaining));
+                }
+                let mut both = original;
+                both.extend(patch);
+                Ok(uniqify(both))
+            }
+            ListStrategy::MergeKey(key) => self.merge_keyed(original, patch, key, fields),
+        }
+    }
+
+    fn merge_keyed(
+        &self,
+        mut original: Vec<Value>,
+        patch: Vec<Value>,
+        key: &str,
+        fields: &[String],
+    ) -> Result<Vec<Value>, StrategicMergeError> {
+        if original.is_empty() && patch.is_empty() {
+            return Ok(original);
+        }
+        let mut items = Vec::new();
+        let mut replace = false;
+        for item in patch {
+            let Some(directive) = item.get(DIRECTIVE) else {
+                items.push(item);
+                continue;
+            };
+            match directive.as_str() {
+                Some("delete") => {
+                    let Some(value) = item.get(key) else {
+                        return Err(invalid(
+                            "delete patch type with no merge key defined".into(),
+                        ));
+                    };
+                    original.retain(|o| o.get(key) != Some(value));
+                }
+                Some("replace") => replace = true,
+                Some("merge") => {
+                    return Err(invalid(
+                        "merging lists cannot yet be specified in the patch".into(),
+                    ));
+                }
+                _ => {
+                    return Err(invalid(format!(
+                        "unknown patch type: {} in map: {}",
+                        go_v(directive),
+                        go_v(&item)
+                    )));
+                }
+            }
+        }
+        if replace {
+            return Ok(items);
+        }
+        let mut fields = fields.to_vec();
+        for item in items {
+            let Value::Object(item) = item else {
+                return Err(invalid(format!("value for key {key} is not a map.")));
+            };
+            let Some(value) = item.get(key).cloned() else {
+                return Err(invalid(format!(
+                    "map: {} does not contain declared merge key: {key}",
+                    go_v(&Value::Object(item))
+                )));
+            };
+            match original.iter().position(|o| o.get(key) == Some(&value)) {
+                Some(i) => {
+                    let live = original[i].as_object().cloned().unwrap_or_default();
+                    original[i] = Value::Object(self.merge_map(live, item, &mut fields)?);
+                }
+                None => {
+                    if let Some(item) = clean_new_value(Value::Object(item)) {
+                        original.push(item);
+                    }
+                }
+            }
+        }
+        Ok(original)
+    }
+
+    /// Handles `$setElementOrder/<field>` together with the patch's `<field>` list.
+    fn apply_element_orders(
+        &self,
+        original: &mut Map<String, Value>,
+        patch: &mut Map<String, Value>,
+        fields: &mut Vec<String>,
+    ) -> Result<(), StrategicMergeError> {
+        let directives: Vec<String> = patch
+            .keys()
+            .filter(|k| k.starts_with(SET_ELEMENT_ORDER))
+            .cloned()
+            .collect();
+        for directive in directives {
+            let order = patch.remove(&directive).unwrap_or(Value::Null);
+            let Some(field) = directive
+                .strip_prefix(SET_ELEMENT_ORDER)
+                .and_then(|r| r.strip_prefix('/'))
+            else {
+                return Err(StrategicMergeError::BadSetElementOrder);
+            };
+            let field = field.to_string();
+            let Value::Array(order) = order else {
+                return Err(StrategicMergeError::BadSetElementOrder);
+            };
+            let live = match original.get(&field) {
+                Some(Value::Array(items)) => Some(items.clone()),
+                Some(_) => return Err(StrategicMergeError::BadSetElementOrder),
+                None => None,
+            };
+            let patch_list = match patch.remove(&field) {
+                Some(Value::Array(items)) => Some(items),
+                Some(_) => return Err(StrategicMergeError::BadSetElementOrder),
+                None => None,
+            };
+            fields.push(field.clone());
+            let strategy = list_strategy(self.kind, fields);
+            let key = match strategy {
+                ListStrategy::MergeKey(key) => Some(key),
+                _ => None,
+            };
+            if let Some(patch_list) = &patch_list {
+                check_order(patch_list, &order, key)?;
+            }
+            let merged = match (live.clone(), patch_list) {
+                (Some(live), None) => live,
+                (None, Some(patch_list)) => {
+                    patch_list.into_iter().filter_map(clean_new_value).collect()
+                }
+                (Some(live), Some(patch_list)) => {
+                    self.merge_list(live, patch_list, fields, false)?
+                }
+                (None, None) => {
+                    fields.pop();
+                    continue;
+                }
+            };
+            fields.pop();
+            let identity = |item: &Value| -> Value {
+                match key {
+                    Some(key) => item.get(key).cloned().unwrap_or(Value::Null),
+                    None => item.clone(),
+                }
+            };
+            let position = |list: &[Value], item: &Value| {
+                list.iter().position(|o| identity(o) == identity(item))
+            };
+            let (mut patched, mut server_only): (Vec<Value>, Vec<Value>) = merged
+                .into_iter()
+                .partition(|item| position(&order, item).is_some());
+            let live = live.unwrap_or_default();
+            patched.sort_by_key(|item| position(&order, item));
+            server_only.sort_by_key(|item| position(&live, item));
+            original.insert(
+                field,
+                Value::Array(interleave(server_only, patched, &live, &position)),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Inserts live-only items among the ordered patch items where the live order puts them.
+fn interleave(
+    left: Vec<Value>,
+    right: Vec<Value>,
+    live: &[Value],
+    position: &dyn Fn(&[Value], &Value) -> Option<usize>,
+) -> Vec<Value> {
+    let mut out = Vec::with_capacity(left.len() + right.len());
+    let (mut left, mut right) = (left.into_iter().peekable(), right.into_iter().peekable());
+    loop {
+        let take_left = match (left.peek(), right.peek()) {
+            (None, None) => return out,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(l), Some(r)) => {
+                matches!((position(live, l), position(live, r)), (Some(li), Some(ri)) if li < ri)
+            }
+        };
+        let next = if take_left { left.next() } else { right.next() };
+        out.extend(next);
+    }
+}
+
+/// The patch list's items must appear in `$setElementOrder` in the same relative order.
+fn check_order(
+    patch: &[Value],
+    order: &[Value],
+    key: Option<&str>,
+) -> Result<(), StrategicMergeError> {
+    let identity = |item: &Value| -> Option<Value> {
+        match key {
+            Some(key) => item.get(key).cloned(),
+            None => Some(item.clone()),
+        }
+    };
+    let items: Vec<&Value> = patch
+        .iter()
+        .filter(|i| i.get(DIRECTIVE).is_none())
+        .collect();
+    let mut next = 0;
+    for wanted in order {
+        if next < items.len() && identity(items[next]) == identity(wanted) {
+            next += 1;
+        }
+    }
+    if next < items.len() {
+        return Err(StrategicMergeError::BadSetElementOrder);
+    }
+    Ok(())
+}
+
+/// `$retainKeys`: drop live keys not listed; every key the patch sets must be listed.
+fn apply_retain_keys(
+    original: &mut Map<String, Value>,
+    patch: &mut Map<String, Value>,
+) -> Result<(), StrategicMergeError> {
+    let Some(retain) = patch.remove(RETAIN_KEYS) else {
+        return Ok(());
+    };
+    let Value::Array(retain) = retain else {
+        return Err(StrategicMergeError::BadRetainKeys);
+    };
+    let listed = |k: &str| retain.iter().any(|r| r.as_str() == Some(k));
+    for (key, value) in patch.iter() {
+        let directive =
+            key.starts_with(DELETE_FROM_PRIMITIVE_LIST) || key.starts_with(SET_ELEMENT_ORDER);
+        if !value.is_null() && !directive && !listed(key) {
+            return Err(StrategicMergeError::BadRetainKeys);
+        }
+    }
+    original.retain(|k, _| listed(k));
+    Ok(())
+}
+
+/// De-duplicates scalars the way the server does (a later duplicate is replaced by the last item).
+fn uniqify(mut items: Vec<Value>) -> Vec<Value> {
+    let mut i = 0;
+    while i + 1 < items.len() {
+        let mut j = i + 1;
+        while j < items.len() {
+            if items[i] == items[j] {
+                items.swap_remove(j);
+            } else {
+                j += 1;
+            }
+        }
+        i += 1;
+    }
+    items
+}
+
+fn uniqify_and_sort(items: Vec<Value>) -> Vec<Value> {
+    let mut items = uniqify(items);
+    items.sort_by_key(go_v);
+    items
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn patched(target: Value, patch: Value, kind: &str) -> Value {
+        let mut target = target;
+        let api_version = if kind == "Deployment" {
+            "apps/v1"
+        } else {
+            "v1"
+        };
+        strategic_merge(&mut target, &patch, api_version, kind).unwrap();
+        target
+    }
+
+    fn error(target: Value, patch: Value) -> StrategicMergeError {
+        let mut target = target;
+        strategic_merge(&mut target, &patch, "v1", "Pod").unwrap_err()
+    }
+
+    #[test]
+    fn maps_merge_and_null_deletes() {
+        let out = patched(
+            json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "data": {"x": "1"}}),
+            json!({"metadata": {"labels": {"a": null, "c": "3"}}, "data": {"y": "2"}, "missing": null}),
+            "ConfigMap",
+        );
+        assert_eq!(
+            out,
+            json!({"metadata": {"labels": {"b": "2", "c": "3"}}, "data": {"x": "1", "y": "2"}})
+        );
+    }
+
+    #[test]
+    fn lists_without_strategy_are_replaced() {
+        let out = patched(
+            json!({"spec": {"containers": [{"name": "a", "args": ["x", "y"]}], "tolerations": [{"key": "k"}]}}),
+            json!({"spec": {"containers": [{"name": "a", "args": ["z"]}], "tolerations": [{"key": "j"}]}}),
+            "Pod",
+        );
+        assert_eq!(out["spec"]["containers"][0]["args"], json!(["z"]));
+        assert_eq!(out["spec"]["tolerations"], json!([{"key": "j"}]));
+    }
+
+    #[test]
+    fn keyed_lists_merge_by_their_keys() {
+        let pod = json!({"spec": {"containers": [{"name": "app", "image": "1",
+            "env": [{"name": "A", "value": "1"}], "ports": [{"containerPort": 80, "name": "http"}],
+            "volumeMounts": [{"mountPath": "/a", "name": "v"}]}],
+            "volumes": [{"name": "v", "emptyDir": {}}], "imagePullSecrets": [{"name": "s"}]}});
+        let out = patched(
+            pod,
+            json!({"spec": {"containers": [{"name": "app",
+            "env": [{"name": "B", "value": "2"}, {"name": "A", "value": "3"}],
+            "ports": [{"containerPort": 80, "protocol": "TCP"}],
+            "volumeMounts": [{"mountPath": "/b", "name": "w"}]}],
+            "volumes": [{"name": "w", "configMap": {"name": "c"}}], "imagePullSecrets": [{"name": "t"}]}}),
+            "Pod",
+        );
+        let app = &out["spec"]["containers"][0];
+        assert_eq!(app["image"], "1");
+        assert_eq!(
+            app["env"],
+            json!([{"name": "A", "value": "3"}, {"name": "B", "value": "2"}])
+        );
+        assert_eq!(
+            app["ports"],
+            json!([{"containerPort": 80, "name": "http", "protocol": "TCP"}])
+        );
+        assert_eq!(app["volumeMounts"].as_array().unwrap().len(), 2);
+        assert_eq!(out["spec"]["volumes"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            out["spec"]["imagePullSecrets"],
+            json!([{"name": "s"}, {"name": "t"}])
+        );
+    }
+
+    #[test]
+    fn deployment_template_and_service_ports() {
+        let out = patched(
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "1"}]}}}}),
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "b", "image": "2"}]}}}}),
+            "Deployment",
+        );
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "a", "image": "1"}, {"name": "b", "image": "2"}])
+        );
+        let svc = patched(
+            json!({"spec": {"ports": [{"port": 80, "targetPort": 8080}, {"port": 443}]}}),
+            json!({"spec": {"ports": [{"port": 80, "targetPort": 9090}]}}),
+            "Service",
+        );
+        assert_eq!(
+            svc["spec"]["ports"],
+            json!([{"port": 80, "targetPort": 9090}, {"port": 443}])
+        );
+    }
+
+    #[test]
+    fn conditions_owner_references_and_finalizers() {
+        let out = patched(
+            json!({"metadata": {"finalizers": ["a", "b"], "ownerReferences": [{"uid": "1", "name": "x"}]},
+                   "status": {"conditions": [{"type": "Ready", "status": "False"}, {"type": "Available", "status": "True"}]}}),
+            json!({"metadata": {"finalizers": ["c", "a"], "ownerReferences": [{"uid": "2", "name": "y"}]},
+                   "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+            "Deployment",
+        );
+        assert_eq!(out["metadata"]["finalizers"], json!(["a", "b", "c"]));
+        assert_eq!(
+            out["metadata"]["ownerReferences"].as_array().unwrap().len(),
+            2
+        );
+        assert_eq!(
+            out["status"]["conditions"],
+            json!([{"type": "Ready", "status": "True"}, {"type": "Available", "status": "True"}])
+        );
+    }
+
+    #[test]
+    fn union_dedupes_like_the_server() {
+        assert_eq!(
+            uniqify(vec![json!("a"), json!("a"), json!("b"), json!("c")]),
+            vec![json!("a"), json!("c"), json!("b")]
+        );
+        assert_eq!(
+            uniqify(vec![json!("a"), json!("b"), json!("a"), json!("c")]),
+            vec![json!("a"), json!("b"), json!("c")]
+        );
+    }
+
+    #[test]
+    fn patch_directives_in_maps() {
+        let target = json!({"spec": {"selector": {"a": "1", "b": "2"}, "affinity": {"x": 1}}});
+        let out = patched(
+            target.clone(),
+            json!({"spec": {"selector": {"$patch": "replace", "c": "3"}}}),
+            "Pod",
+        );
+        assert_eq!(out["spec"]["selector"], json!({"c": "3"}));
+        let out = patched(
+            target.clone(),
+            json!({"spec": {"affinity": {"$patch": "delete"}}}),
+            "Pod",
+        );
+        assert_eq!(out["spec"]["affinity"], json!({}));
+        let err = error(target, json!({"spec": {"selector": {"$patch": "merge"}}}));
+        assert_eq!(
+            err.to_string(),
+            "unknown patch type: merge in map: map[$patch:merge]"
+        );
+        assert_eq!(err.status_code(), 500);
+    }
+
+    #[test]
+    fn patch_directives_in_lists() {
+        let pod = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}, {"name": "c"}]}});
+        let out = patched(
+            pod.clone(),
+            json!({"spec": {"containers": [{"name": "b", "$patch": "delete"}]}}),
+            "Pod",
+        );
+        assert_eq!(
+            out["spec"]["containers"],
+            json!([{"name": "a"}, {"name": "c"}])
+        );
+        let out = patched(
+            pod.clone(),
+            json!({"spec": {"containers": [{"$patch": "replace"}, {"name": "z"}]}}),
+            "Pod",
+        );
+        assert_eq!(out["spec"]["containers"], json!([{"name": "z"}]));
+        assert_eq!(
+            error(
+                pod.clone(),
+                json!({"spec": {"containers": [{"$patch": "merge"}]}})
+            )
+            .to_string(),
+            "merging lists cannot yet be specified in the patch"
+        );
+        assert_eq!(
+            error(pod, json!({"spec": {"containers": [{"image": "x"}]}})).to_string(),
+            "map: map[image:x] does not contain declared merge key: name"
+        );
+    }
+
+    #[test]
+    fn retain_keys_clears_unlisted_live_keys() {
+        let deployment = json!({"spec": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}}});
+        let out = patched(
+            deployment.clone(),
+            json!({"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}),
+            "Deployment",
+        );
+        assert_eq!(out["spec"]["strategy"], json!({"type": "Recreate"}));
+        let mut target = deployment;
+        let err = strategic_merge(
+            &mut target,
+            &json!({"spec": {"strategy": {"$retainKeys": ["type"], "other": 1}}}),
+            "apps/v1",
+            "Deployment",
+        )
+        .unwrap_err();
+        assert_eq!(err, StrategicMergeError::BadRetainKeys);
+        assert_eq!(err.status_code(), 400);
+    }
+
+    #[test]
+    fn delete_from_primitive_list() {
+        let out = patched(
+            json!({"metadata": {"finalizers": ["z", "b", "a", "b"]}}),
+            json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["b"], "$deleteFromPrimitiveList/absent": ["x"]}}),
+            "Pod",
+        );
+        assert_eq!(out, json!({"metadata": {"finalizers": ["a", "z"]}}));
+        assert_eq!(
+            error(
+                json!({}),
+                json!({"$deleteFromPrimitiveListfinalizers": ["b"]})
+            ),
+            StrategicMergeError::BadPrimitiveList
+        );
+    }
+
+    #[test]
+    fn set_element_order_orders_the_merged_list() {
+        let pod =
+            json!({"spec": {"containers": [{"name": "a"}, {"name": "live-only"}, {"name": "b"}]}});
+        let out = patched(
+            pod,
+            json!({"spec": {
+                "$setElementOrder/containers": [{"name": "b"}, {"name": "c"}, {"name": "a"}],
+                "containers": [{"name": "c", "image": "new"}]
+            }}),
+            "Pod",
+        );
+        // Live-only items go before the first listed item that follows them in the live list.
+        assert_eq!(
+            out["spec"]["containers"],
+            json!([{"name": "live-only"}, {"name": "b"}, {"name": "c", "image": "new"}, {"name": "a"}])
+        );
+        let out = patched(
+            json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}, {"name": "live-only"}]}}),
+            json!({"spec": {"$setElementOrder/containers": [{"name": "b"}, {"name": "a"}]}}),
+            "Pod",
+        );
+        assert_eq!(
+            out["spec"]["containers"],
+            json!([{"name": "b"}, {"name": "a"}, {"name": "live-only"}])
+        );
+        let out = patched(
+            json!({"metadata": {"finalizers": ["x", "y"]}}),
+            json!({"metadata": {"$setElementOrder/finalizers": ["y", "x", "z"], "finalizers": ["z"]}}),
+            "Pod",
+        );
+        assert_eq!(out["metadata"]["finalizers"], json!(["y", "x", "z"]));
+        assert_eq!(
+            error(
+                json!({"spec": {}}),
+                json!({"spec": {"$setElementOrder/containers": [{"name": "a"}], "containers": [{"name": "b"}]}})
+            ),
+            StrategicMergeError::BadSetElementOrder
+        );
+    }
+
+    #[test]
+    fn new_values_lose_nulls_and_directives() {
+        let out = patched(
+            json!({}),
+            json!({"spec": {"a": null, "b": {"c": null, "d": 1}}}),
+            "Pod",
+        );
+        assert_eq!(out, json!({"spec": {"b": {"d": 1}}}));
+    }
+
+    #[test]
+    fn custom_resources_and_non_objects_are_refused() {
+        let mut cr = json!({"spec": {}});
+        let err = strategic_merge(
+            &mut cr,
+            &json!({"spec": {"a": 1}}),
+            "demo.autopilot.rs/v1",
+            "Canary",
+        )
+        .unwrap_err();
+        assert_eq!(err, StrategicMergeError::UnsupportedMediaType);
+        assert_eq!(err.status_code(), 415);
+        assert!(
+            err.to_string()
+                .starts_with("the body of the request was in an unknown format")
+        );
+        let err = strategic_merge(&mut cr, &json!([1]), "v1", "Pod").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "json: cannot unmarshal array into Go value of type map[string]interface {}"
+        );
+        assert_eq!(cr, json!({"spec": {}}), "target untouched on error");
+    }
+}
