@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
+use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 
 use crate::builtin::{BuiltinMetric, Provider, UnknownMetric};
@@ -407,7 +408,7 @@ impl Analysis {
         self
     }
 
-    /// Runs every check at `time` (now when `None`) and decides.
+    /// Runs every check (concurrently) at `time` (now when `None`) and decides. Results keep the checks' order.
     ///
     /// ```no_run
     /// # use autopilot_metrics::{Analysis, MetricCheck, PrometheusClient, Progress, Provider, Variables};
@@ -425,10 +426,13 @@ impl Analysis {
         time: Option<SystemTime>,
         progress: Progress,
     ) -> Round {
-        let mut results = Vec::with_capacity(self.checks.len());
-        for check in &self.checks {
-            results.push(check.run(client, vars, time).await);
-        }
+        // Concurrently, so a slow Prometheus costs one timeout per round, not one per check.
+        let results = join_all(
+            self.checks
+                .iter()
+                .map(|check| check.run(client, vars, time)),
+        )
+        .await;
         self.decide(results, progress)
     }
 
