@@ -119,6 +119,8 @@ pub struct OperatorConfig {
     pub log: LogConfig,
     /// Address of the `/metrics`, `/healthz` and `/readyz` server.
     pub metrics_address: SocketAddr,
+    /// How long in-flight handlers may finish after SIGTERM before the Lease is released.
+    pub shutdown_grace_period: Duration,
     /// Whether only the holder of the Lease below runs handlers.
     pub leader_election_enabled: bool,
     /// The Lease and its timings.
@@ -135,6 +137,7 @@ impl Default for OperatorConfig {
             concurrency: 16,
             log: LogConfig::default(),
             metrics_address: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            shutdown_grace_period: crate::shutdown::DEFAULT_GRACE_PERIOD,
             leader_election_enabled: false,
             leader_election: LeaderElectionConfig::new("autopilot", "default"),
         }
@@ -152,6 +155,7 @@ enum Key {
     LogLevel,
     LogFormat,
     MetricsAddress,
+    ShutdownGracePeriod,
     LeaderElection,
     LeaseName,
     LeaseNamespace,
@@ -161,7 +165,7 @@ enum Key {
 }
 
 impl Key {
-    const ALL: [Self; 14] = [
+    const ALL: [Self; 15] = [
         Self::MeshProvider,
         Self::PrometheusUrl,
         Self::WatchNamespace,
@@ -170,6 +174,7 @@ impl Key {
         Self::LogLevel,
         Self::LogFormat,
         Self::MetricsAddress,
+        Self::ShutdownGracePeriod,
         Self::LeaderElection,
         Self::LeaseName,
         Self::LeaseNamespace,
@@ -228,6 +233,12 @@ impl Key {
                 "metrics-address",
                 "AUTOPILOT_METRICS_ADDRESS",
                 "address of /metrics, /healthz and /readyz",
+            ),
+            Self::ShutdownGracePeriod => (
+                "shutdownGracePeriod",
+                "shutdown-grace-period",
+                "AUTOPILOT_SHUTDOWN_GRACE_PERIOD",
+                "time in-flight handlers get after SIGTERM, e.g. 30s",
             ),
             Self::LeaderElection => (
                 "leaderElection.enabled",
@@ -416,6 +427,9 @@ impl OperatorConfig {
             s.parse().map_err(|e| format!("`{s}`: {e}"))
         })? {
             c.metrics_address = v;
+        }
+        if let Some(v) = l.parse(Key::ShutdownGracePeriod, parse_duration)? {
+            c.shutdown_grace_period = v;
         }
         if let Some(v) = l.parse(Key::LeaderElection, parse_bool)? {
             c.leader_election_enabled = v;

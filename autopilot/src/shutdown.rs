@@ -16,6 +16,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
@@ -23,10 +24,13 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::config::OperatorConfig;
 use crate::leader::{
     LeaderElectionConfig, LeaderElector, LeaderError, Leadership, run_while_leading,
 };
-use crate::observability::{Health, Metrics, ServerError, bind, serve};
+use crate::observability::{Health, Metrics, RuntimeObserver, ServerError, bind, serve};
+use crate::runtime::Operator;
+use crate::{Autopilot, BoxError};
 
 /// How long in-flight handlers may run after a shutdown signal, as in controller-runtime.
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(30);
@@ -113,7 +117,10 @@ pub async fn run_with_grace<F: Future>(
 
 /// Errors of [`OperatorProcess::run`].
 #[derive(Debug, thiserror::Error)]
-pub enum ProcessError<E: std::error::Error + 'static> {
+pub enum ProcessError {
+    /// The signal handlers could not be installed.
+    #[error("installing signal handlers")]
+    Shutdown(#[from] ShutdownError),
     /// The probe and metrics server failed.
     #[error("metrics and probe server")]
     Server(#[from] ServerError),
@@ -122,7 +129,21 @@ pub enum ProcessError<E: std::error::Error + 'static> {
     Leader(#[from] LeaderError),
     /// The controllers ended with an error.
     #[error("controllers failed")]
-    Work(#[source] E),
+    Controllers(#[source] BoxError),
+    /// This replica lost the Lease and its controllers cannot be started again in this process; exit and
+    /// let the pod restart as a standby (controller-runtime does the same).
+    #[error("lost the leader election lease")]
+    LeadershipLost,
+}
+
+impl ProcessError {
+    /// Keeps a `ProcessError` the controllers returned as it is; wraps anything else.
+    fn from_controllers(error: BoxError) -> Self {
+        match error.downcast::<Self>() {
+            Ok(own) => *own,
+            Err(other) => Self::Controllers(other),
+        }
+    }
 }
 
 /// The production wrapper around an operator's controllers: probe and metrics server, leader election,
@@ -178,6 +199,30 @@ impl Default for OperatorProcess {
 }
 
 impl OperatorProcess {
+    /// The process settings of an operator configuration: its metrics address, grace period, and Lease
+    /// when leader election is enabled.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use autopilot::{config::OperatorConfig, shutdown::OperatorProcess};
+    ///
+    /// let flags = ["operator", "--shutdown-grace-period", "45s", "--leader-election", "true"];
+    /// let config = OperatorConfig::from_sources(None, |_| None, flags).unwrap();
+    /// let process = OperatorProcess::from_config(&config);
+    /// assert_eq!(process.grace_period, Duration::from_secs(45));
+    /// assert_eq!(process.leader_election.unwrap().lease_name, "autopilot");
+    /// assert!(OperatorProcess::from_config(&OperatorConfig::default()).leader_election.is_none());
+    /// ```
+    pub fn from_config(config: &OperatorConfig) -> Self {
+        Self {
+            metrics_address: Some(config.metrics_address),
+            leader_election: config
+                .leader_election_enabled
+                .then(|| config.leader_election.clone()),
+            grace_period: config.shutdown_grace_period,
+        }
+    }
+
     /// Runs `controllers` under this process's rules until `shutdown` is cancelled and the work drained.
     ///
     /// `controllers` is called each time this replica becomes leader with a token that fires when it must
@@ -190,11 +235,11 @@ impl OperatorProcess {
         health: Health,
         shutdown: CancellationToken,
         mut controllers: F,
-    ) -> Result<(), ProcessError<E>>
+    ) -> Result<(), ProcessError>
     where
         F: FnMut(CancellationToken) -> Fut,
         Fut: Future<Output = Result<(), E>>,
-        E: std::error::Error + 'static,
+        E: Into<BoxError>,
     {
         let stop_server = CancellationToken::new();
         let server = match self.metrics_address {
@@ -226,7 +271,9 @@ impl OperatorProcess {
             let health = health.clone();
             let running = controllers(stop);
             async move {
-                let result = running.await;
+                let result = running
+                    .await
+                    .map_err(|e| ProcessError::from_controllers(e.into()));
                 health.set_caches_synced(false);
                 result
             }
@@ -243,8 +290,45 @@ impl OperatorProcess {
             // The server ends right after the cancellation; its error, if any, is secondary to ours.
             let _ = server.await;
         }
-        result.map_err(ProcessError::Work)?;
+        result?;
         released?;
         Ok(())
+    }
+}
+
+impl<K: Autopilot> Operator<K> {
+    /// Runs this operator under `process`'s rules until `shutdown` is cancelled: `/metrics` and the probes
+    /// follow the runtime (through [`RuntimeObserver`]), handlers run only while leading, and a shutdown
+    /// drains them within the grace period before the Lease is released. [`Operator::run`] calls this with
+    /// the settings from the configuration and SIGTERM/SIGINT as `shutdown`.
+    ///
+    /// The controllers start once per process: losing the Lease ends the run with
+    /// [`ProcessError::LeadershipLost`] after releasing it, and the pod restarts as a standby.
+    pub async fn run_process(
+        self,
+        process: OperatorProcess,
+        metrics: Metrics,
+        health: Health,
+        shutdown: CancellationToken,
+    ) -> Result<(), ProcessError> {
+        let client = self.client().clone();
+        let mut operator = Some(self.observe(Arc::new(RuntimeObserver::new(
+            metrics.clone(),
+            health.clone(),
+        ))));
+        process
+            .run(client, metrics, health, shutdown, move |stop| {
+                let operator = operator.take();
+                async move {
+                    match operator {
+                        Some(operator) => operator
+                            .run_until(stop.cancelled_owned())
+                            .await
+                            .map_err(|e| ProcessError::Controllers(Box::new(e))),
+                        None => Err(ProcessError::LeadershipLost),
+                    }
+                }
+            })
+            .await
     }
 }

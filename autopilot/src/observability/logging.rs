@@ -10,8 +10,8 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// The default filter: the operator's own logs at `info`, everything else at `warn`.
-pub const DEFAULT_LOG_FILTER: &str = "warn,autopilot=info";
+/// The default filter: everything at `info` (the operator's own handlers included).
+pub const DEFAULT_LOG_FILTER: &str = "info";
 
 /// Errors of logging set-up.
 #[derive(Debug, thiserror::Error)]

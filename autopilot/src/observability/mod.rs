@@ -4,12 +4,15 @@
 //!   per phase, leader status), in the OpenMetrics text format.
 //! - [`Health`]: the state behind `/healthz` and `/readyz`.
 //! - [`serve`]: the axum server that exposes both.
+//! - [`RuntimeObserver`]: the runtime hooks that keep both in step with the controllers.
 //! - [`init_logging`]: text or JSON logs with env-filter levels; [`reconcile_span`] names the span fields.
 
+mod hooks;
 mod logging;
 mod metrics;
 mod server;
 
+pub use hooks::RuntimeObserver;
 pub use logging::{
     DEFAULT_LOG_FILTER, LogConfig, LogFormat, LoggingError, init_logging, reconcile_span,
     subscriber,

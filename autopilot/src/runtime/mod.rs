@@ -53,6 +53,9 @@ pub enum RuntimeError {
     /// No kube client could be built from the environment (kubeconfig or in-cluster).
     #[error("connecting to the Kubernetes API")]
     Client(#[source] kube::Error),
+    /// The production wrapper (probe server, leader election, signals) failed.
+    #[error("operator process")]
+    Process(#[source] Box<crate::shutdown::ProcessError>),
 }
 
 /// Builds and runs an operator for the custom resource `K`.
@@ -256,12 +259,32 @@ impl<K: Autopilot> Operator<K> {
         self.controller.store()
     }
 
-    /// Runs until SIGTERM or Ctrl+C, then lets in-flight handlers finish.
+    /// Runs as a production process until SIGTERM or Ctrl+C: serves `/metrics`, `/healthz` and `/readyz` on
+    /// the configured address, runs handlers only while holding the Lease when leader election is enabled,
+    /// and on the signal lets in-flight handlers finish within the grace period, then releases the Lease.
+    /// See [`Operator::run_process`] for the parts.
     ///
     /// # Errors
-    /// None yet; reserved for start-up failures.
+    /// [`RuntimeError::Process`] when the server, the signal handlers or leader election fail, or the
+    /// Lease is lost.
     pub async fn run(self) -> Result<(), RuntimeError> {
-        self.run_until(shutdown_signal()).await
+        use crate::{observability, shutdown};
+        let process = shutdown::OperatorProcess::from_config(&self.config);
+        let failed = |e| RuntimeError::Process(Box::new(e));
+        let signal = shutdown::shutdown_on_signal().map_err(|e| failed(e.into()))?;
+        self.run_process(
+            process,
+            observability::Metrics::new(),
+            observability::Health::new(),
+            signal,
+        )
+        .await
+        .map_err(failed)
+    }
+
+    /// The client this operator talks to the API server with.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
     }
 
     /// Runs until `shutdown` completes, then stops taking new work and lets in-flight handlers finish
@@ -375,26 +398,4 @@ fn census<K: Autopilot>(store: Store<K>) -> Census {
         }
         counts
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {},
-                    _ = term.recv() => {},
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }
