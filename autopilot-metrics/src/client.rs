@@ -206,17 +206,7 @@ impl PrometheusClient {
     /// # Ok::<(), autopilot_metrics::ConfigError>(())
     /// ```
     pub fn new(base_url: &str, options: ClientOptions) -> Result<Self, ConfigError> {
-        let mut base = Url::parse(base_url).map_err(|source| ConfigError::InvalidUrl {
-            url: base_url.to_owned(),
-            source,
-        })?;
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(ConfigError::UnsupportedUrl(base_url.to_owned()));
-        }
-        if !base.path().ends_with('/') {
-            let path = format!("{}/", base.path());
-            base.set_path(&path);
-        }
+        let base = base_url_of(base_url)?;
         let join = |path: &str| {
             base.join(path).map_err(|source| ConfigError::InvalidUrl {
                 url: base_url.to_owned(),
@@ -224,41 +214,7 @@ impl PrometheusClient {
             })
         };
         let (query_url, range_url) = (join("api/v1/query")?, join("api/v1/query_range")?);
-
-        let mut headers = HeaderMap::new();
-        for (name, value) in &options.headers {
-            let header = HeaderName::from_bytes(name.as_bytes()).map_err(|source| {
-                ConfigError::InvalidHeaderName {
-                    name: name.clone(),
-                    source,
-                }
-            })?;
-            let value =
-                HeaderValue::from_str(value).map_err(|source| ConfigError::InvalidHeaderValue {
-                    name: name.clone(),
-                    source,
-                })?;
-            headers.append(header, value);
-        }
-        if let Auth::Bearer(token) = &options.auth {
-            let mut value =
-                HeaderValue::from_str(&format!("Bearer {token}")).map_err(|source| {
-                    ConfigError::InvalidHeaderValue {
-                        name: "authorization".to_owned(),
-                        source,
-                    }
-                })?;
-            value.set_sensitive(true);
-            headers.insert(reqwest::header::AUTHORIZATION, value);
-        }
-
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls::client_config(&options.tls)?)
-            .default_headers(headers)
-            .timeout(options.timeout)
-            .connect_timeout(options.timeout)
-            .build()
-            .map_err(ConfigError::Http)?;
+        let http = http_client(&options)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -409,20 +365,7 @@ impl PrometheusClient {
             Auth::None | Auth::Bearer(_) => request,
         };
         let started = Instant::now();
-        let transport = |source: reqwest::Error| {
-            let url = url.to_string();
-            if source.is_timeout() {
-                QueryError::Timeout {
-                    url,
-                    timeout: inner.timeout,
-                    source,
-                }
-            } else if source.is_connect() {
-                QueryError::Connect { url, source }
-            } else {
-                QueryError::Transport { url, source }
-            }
-        };
+        let transport = |source| transport_error(url, inner.timeout, source);
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
         let body = response.bytes().await.map_err(transport)?;
@@ -475,6 +418,76 @@ impl PrometheusClient {
     }
 }
 
+/// Parses an `http(s)://` base URL and makes sure its path ends with `/`, so relative API paths
+/// join under a path prefix instead of replacing its last segment.
+pub(crate) fn base_url_of(base_url: &str) -> Result<Url, ConfigError> {
+    let mut base = Url::parse(base_url).map_err(|source| ConfigError::InvalidUrl {
+        url: base_url.to_owned(),
+        source,
+    })?;
+    if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+        return Err(ConfigError::UnsupportedUrl(base_url.to_owned()));
+    }
+    if !base.path().ends_with('/') {
+        let path = format!("{}/", base.path());
+        base.set_path(&path);
+    }
+    Ok(base)
+}
+
+/// The HTTP client the options describe: extra headers, bearer token, TLS and timeouts. Basic
+/// auth is added per request.
+pub(crate) fn http_client(options: &ClientOptions) -> Result<reqwest::Client, ConfigError> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in &options.headers {
+        let header = HeaderName::from_bytes(name.as_bytes()).map_err(|source| {
+            ConfigError::InvalidHeaderName {
+                name: name.clone(),
+                source,
+            }
+        })?;
+        let value =
+            HeaderValue::from_str(value).map_err(|source| ConfigError::InvalidHeaderValue {
+                name: name.clone(),
+                source,
+            })?;
+        headers.append(header, value);
+    }
+    if let Auth::Bearer(token) = &options.auth {
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|source| {
+            ConfigError::InvalidHeaderValue {
+                name: "authorization".to_owned(),
+                source,
+            }
+        })?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls::client_config(&options.tls)?)
+        .default_headers(headers)
+        .timeout(options.timeout)
+        .connect_timeout(options.timeout)
+        .build()
+        .map_err(ConfigError::Http)
+}
+
+/// Classifies a transport failure of a request to `url`.
+pub(crate) fn transport_error(url: &Url, timeout: Duration, source: reqwest::Error) -> QueryError {
+    let url = url.to_string();
+    if source.is_timeout() {
+        QueryError::Timeout {
+            url,
+            timeout,
+            source,
+        }
+    } else if source.is_connect() {
+        QueryError::Connect { url, source }
+    } else {
+        QueryError::Transport { url, source }
+    }
+}
+
 /// Reads one number out of an instant query's result.
 fn single_value(data: QueryData) -> Result<Option<f64>, Error> {
     match data {
@@ -497,7 +510,7 @@ fn unix_seconds(time: SystemTime) -> String {
 }
 
 /// The start of a body, for error messages.
-fn snippet(body: &[u8]) -> String {
+pub(crate) fn snippet(body: &[u8]) -> String {
     const MAX: usize = 512;
     let text = String::from_utf8_lossy(body);
     match text.char_indices().nth(MAX) {

@@ -36,6 +36,7 @@ mod client;
 mod config;
 mod duration;
 mod error;
+pub mod jaeger;
 mod response;
 pub mod template;
 mod tls;

@@ -1,6 +1,6 @@
 //! Event sources: things outside the cluster that should wake objects.
 //!
-//! A source turns what it receives — a GitHub webhook, a CloudEvent, a metric leaving its range — into an [`ExternalEvent`] and
+//! A source turns what it receives — a GitHub webhook, a CloudEvent, a metric leaving its range, a failed trace — into an [`ExternalEvent`] and
 //! sends it on an [`EventSender`]. The runtime maps each event to the objects it concerns and
 //! reconciles them at once instead of waiting for their next re-check; their handlers see the event.
 //!
@@ -19,6 +19,7 @@
 pub mod cloudevents;
 pub mod github;
 pub mod metrics;
+pub mod traces;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
