@@ -5,9 +5,12 @@
 //! (`spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer:
 //! "string"`). [`prune`] drops fields the schema does not know and [`apply_defaults`] fills in
 //! `default`s, the two steps the server runs before validating a write (and defaulting again on
-//! read).
+//! read). [`validate_object_meta`] checks the `metadata` every object carries, and
+//! [`invalid_message`] words the 422 the errors turn into.
 
 mod check;
+mod meta;
+pub(crate) mod names;
 mod structural;
 
 use std::fmt;
@@ -15,6 +18,7 @@ use std::fmt;
 use serde_json::Value;
 
 pub use check::validate;
+pub use meta::{NameRule, invalid_message, validate_object_meta};
 pub use structural::{apply_defaults, prune, prune_reporting};
 
 /// The kind of a field error, mirroring apimachinery's `field.ErrorType`.
