@@ -11,7 +11,6 @@
 //! - [`webhooks`]: the analysis webhooks.
 //! - [`demo`]: the whole thing on the in-process API server.
 
-pub mod demo;
 pub mod phases;
 pub mod spec;
 pub mod webhooks;

@@ -7,7 +7,8 @@ use std::time::Duration;
 use autopilot::{Context, Transition};
 use autopilot_mesh::{Route, TrafficRouter};
 use autopilot_metrics::{
-    BuiltinMetric, MetricCheck, PrometheusClient, Provider, QueryTemplate, ThresholdRange, Variables,
+    BuiltinMetric, MetricCheck, PrometheusClient, Provider, QueryTemplate, ThresholdRange,
+    Variables,
 };
 use kube::runtime::events::EventType;
 
@@ -35,17 +36,17 @@ pub struct Deps {
 
 /// The handlers of every phase.
 #[must_use]
-pub fn handlers() -> CanaryHandlers {
+pub fn handlers() -> impl autopilot::Handlers<Canary> {
     CanaryHandlers {
-        initializing: initializing.into(),
-        initialized: initialized.into(),
-        waiting: await_revision.into(),
-        progressing: progressing.into(),
-        promoting: promoting.into(),
-        finalising: finalising.into(),
-        succeeded: await_revision.into(),
-        failed: await_revision.into(),
-        terminating: terminating.into(),
+        initializing,
+        initialized,
+        waiting: await_revision,
+        progressing,
+        promoting,
+        finalising,
+        succeeded: await_revision,
+        failed: await_revision,
+        terminating,
     }
 }
 
@@ -55,7 +56,11 @@ fn deps(ctx: &Context<Canary>) -> anyhow::Result<&Deps> {
 
 fn route(canary: &Canary) -> anyhow::Result<Route> {
     let port = u16::try_from(canary.spec.service.port)?;
-    Ok(Route::owned_by(canary, canary.spec.target_ref.name.clone(), port)?)
+    Ok(Route::owned_by(
+        canary,
+        canary.spec.target_ref.name.clone(),
+        port,
+    )?)
 }
 
 fn interval(canary: &Canary) -> anyhow::Result<Duration> {
@@ -71,7 +76,10 @@ fn validate(canary: &Canary) -> Result<(), String> {
         return Err("analysis: set stepWeight or stepWeights".to_owned());
     }
     if analysis.max_weight == 0 || analysis.max_weight > 100 {
-        return Err(format!("analysis.maxWeight: {} is not in 1..=100", analysis.max_weight));
+        return Err(format!(
+            "analysis.maxWeight: {} is not in 1..=100",
+            analysis.max_weight
+        ));
     }
     if let Some(step) = analysis.step_weights.iter().find(|step| **step > 100) {
         return Err(format!("analysis.stepWeights: {step} is over 100"));
@@ -94,7 +102,10 @@ fn validate(canary: &Canary) -> Result<(), String> {
             .map_err(|error| format!("analysis.webhooks[{}].timeout: {error}", hook.name))?;
     }
     if u16::try_from(canary.spec.service.port).is_err() || canary.spec.service.port == 0 {
-        return Err(format!("service.port: {} is not a port", canary.spec.service.port));
+        return Err(format!(
+            "service.port: {} is not a port",
+            canary.spec.service.port
+        ));
     }
     Ok(())
 }
@@ -118,9 +129,15 @@ fn next_weight(canary: &Canary, current: u8) -> u8 {
 /// Create the primary, the Services and the routing, then hand the target's pods over.
 async fn initializing(canary: Arc<Canary>, ctx: Context<Canary>) -> Next {
     if let Err(problem) = validate(&canary) {
-        ctx.event(EventType::Warning, "InvalidSpec".to_owned(), Some(problem.clone()))
-            .await?;
-        return Ok(Transition::next(CanaryPhase::Failed).with_message(format!("invalid spec: {problem}")));
+        ctx.event(
+            EventType::Warning,
+            "InvalidSpec".to_owned(),
+            Some(problem.clone()),
+        )
+        .await?;
+        return Ok(
+            Transition::next(CanaryPhase::Failed).with_message(format!("invalid spec: {problem}"))
+        );
     }
     let deps = deps(&ctx)?;
     let target = workloads::target(&ctx, &canary).await?;
@@ -129,12 +146,15 @@ async fn initializing(canary: Arc<Canary>, ctx: Context<Canary>) -> Next {
         Some(primary) => primary,
         None => {
             let replicas = target.spec.replicas.unwrap_or(1).max(1);
-            workloads::apply_primary(&ctx, &canary, &target, &target.spec.template, replicas).await?
+            workloads::apply_primary(&ctx, &canary, &target, &target.spec.template, replicas)
+                .await?
         }
     };
     deps.router.ensure(&route(&canary)?).await?;
     if !workloads::is_ready(&primary) {
-        return Ok(Transition::stay_for(ROLLOUT_POLL).with_message("waiting for the primary to be ready"));
+        return Ok(
+            Transition::stay_for(ROLLOUT_POLL).with_message("waiting for the primary to be ready")
+        );
     }
     workloads::scale_target(&ctx, &canary, 0).await?;
     let revision = workloads::revision(&target);
@@ -145,8 +165,12 @@ async fn initializing(canary: Arc<Canary>, ctx: Context<Canary>) -> Next {
             ..CanaryFields::default()
         };
     });
-    Ok(Transition::next(CanaryPhase::Initialized)
-        .with_message(format!("{} serves all traffic", workloads::primary_name(&canary))))
+    Ok(
+        Transition::next(CanaryPhase::Initialized).with_message(format!(
+            "{} serves all traffic",
+            workloads::primary_name(&canary)
+        )),
+    )
 }
 
 async fn initialized(_: Arc<Canary>, _: Context<Canary>) -> Next {
@@ -167,7 +191,11 @@ async fn await_revision(canary: Arc<Canary>, ctx: Context<Canary>) -> Next {
 }
 
 /// Fresh counters for `revision`, the canary scaled up, all traffic still on the primary.
-async fn start_analysis(canary: &Canary, ctx: &Context<Canary>, revision: &str) -> anyhow::Result<()> {
+async fn start_analysis(
+    canary: &Canary,
+    ctx: &Context<Canary>,
+    revision: &str,
+) -> anyhow::Result<()> {
     let deps = deps(ctx)?;
     deps.router.set_weights(&route(canary)?, 100, 0).await?;
     let replicas = workloads::primary(ctx, canary)
@@ -195,12 +223,18 @@ async fn progressing(canary: Arc<Canary>, ctx: Context<Canary>) -> Next {
     let fields = ctx.status_fields();
     if fields.canary_revision.as_deref() != Some(revision.as_str()) {
         start_analysis(&canary, &ctx, &revision).await?;
-        ctx.publish("Restarted", format!("new revision {revision} during the analysis"))
-            .await?;
-        return Ok(Transition::stay_for(every).with_message(format!("new revision {revision}: analysis restarted")));
+        ctx.publish(
+            "Restarted",
+            format!("new revision {revision} during the analysis"),
+        )
+        .await?;
+        return Ok(Transition::stay_for(every)
+            .with_message(format!("new revision {revision}: analysis restarted")));
     }
     if !workloads::is_ready(&target) {
-        return Ok(Transition::stay_for(ROLLOUT_POLL).with_message("waiting for the canary to be ready"));
+        return Ok(
+            Transition::stay_for(ROLLOUT_POLL).with_message("waiting for the canary to be ready")
+        );
     }
 
     let payload = Payload {
@@ -211,14 +245,19 @@ async fn progressing(canary: Arc<Canary>, ctx: Context<Canary>) -> Next {
     let hooks = &canary.spec.analysis.webhooks;
     let mut problems = Vec::new();
     if fields.canary_weight == 0 && fields.iterations == 0 {
-        if let Err(error) = webhooks::call_all(&deps.http, hooks, WebhookType::PreRollout, &payload).await {
+        if let Err(error) =
+            webhooks::call_all(&deps.http, hooks, WebhookType::PreRollout, &payload).await
+        {
             problems.push(error.to_string());
         }
     } else {
-        let (measured, failed) = run_checks(deps, &canary, ctx.namespace().unwrap_or("default")).await;
+        let (measured, failed) =
+            run_checks(deps, &canary, ctx.namespace().unwrap_or("default")).await;
         problems.extend(failed);
         ctx.update_status(|fields| fields.measurements = measured);
-        if let Err(error) = webhooks::call_all(&deps.http, hooks, WebhookType::Rollout, &payload).await {
+        if let Err(error) =
+            webhooks::call_all(&deps.http, hooks, WebhookType::Rollout, &payload).await
+        {
             problems.push(error.to_string());
         }
     }
@@ -233,20 +272,30 @@ async fn progressing(canary: Arc<Canary>, ctx: Context<Canary>) -> Next {
         ctx.event(
             EventType::Warning,
             "CheckFailed".to_owned(),
-            Some(format!("check {failed}/{} failed: {summary}", canary.spec.analysis.threshold)),
+            Some(format!(
+                "check {failed}/{} failed: {summary}",
+                canary.spec.analysis.threshold
+            )),
         )
         .await?;
-        return Ok(Transition::stay_for(every).with_message(format!("failed check {failed}: {summary}")));
+        return Ok(
+            Transition::stay_for(every).with_message(format!("failed check {failed}: {summary}"))
+        );
     }
 
     if fields.canary_weight >= canary.spec.analysis.max_weight {
         if let Err(error) =
             webhooks::call_all(&deps.http, hooks, WebhookType::ConfirmPromotion, &payload).await
         {
-            return Ok(Transition::stay_for(every).with_message(format!("waiting for promotion approval: {error}")));
+            return Ok(Transition::stay_for(every)
+                .with_message(format!("waiting for promotion approval: {error}")));
         }
-        return Ok(Transition::next(CanaryPhase::Promoting)
-            .with_message(format!("analysis passed at {}% canary traffic", fields.canary_weight)));
+        return Ok(
+            Transition::next(CanaryPhase::Promoting).with_message(format!(
+                "analysis passed at {}% canary traffic",
+                fields.canary_weight
+            )),
+        );
     }
 
     let weight = next_weight(&canary, fields.canary_weight);
@@ -303,12 +352,23 @@ async fn run_checks(
 }
 
 /// All traffic back to the primary, the canary scaled down, and the reason recorded.
-async fn roll_back(canary: &Canary, ctx: &Context<Canary>, deps: &Deps, payload: &Payload<'_>, why: &str) -> Next {
+async fn roll_back(
+    canary: &Canary,
+    ctx: &Context<Canary>,
+    deps: &Deps,
+    payload: &Payload<'_>,
+    why: &str,
+) -> Next {
     deps.router.set_weights(&route(canary)?, 100, 0).await?;
     workloads::scale_target(ctx, canary, 0).await?;
     ctx.update_status(|fields| fields.canary_weight = 0);
-    if let Err(error) =
-        webhooks::call_all(&deps.http, &canary.spec.analysis.webhooks, WebhookType::Rollback, payload).await
+    if let Err(error) = webhooks::call_all(
+        &deps.http,
+        &canary.spec.analysis.webhooks,
+        WebhookType::Rollback,
+        payload,
+    )
+    .await
     {
         tracing::warn!(%error, "rollback webhook failed");
     }
@@ -316,8 +376,12 @@ async fn roll_back(canary: &Canary, ctx: &Context<Canary>, deps: &Deps, payload:
         "rolled back after {} failed checks: {why}",
         canary.spec.analysis.threshold
     );
-    ctx.event(EventType::Warning, "RolledBack".to_owned(), Some(reason.clone()))
-        .await?;
+    ctx.event(
+        EventType::Warning,
+        "RolledBack".to_owned(),
+        Some(reason.clone()),
+    )
+    .await?;
     Ok(Transition::next(CanaryPhase::Failed).with_message(reason))
 }
 
@@ -328,9 +392,12 @@ async fn promoting(canary: Arc<Canary>, ctx: Context<Canary>) -> Next {
         .await?
         .and_then(|primary| primary.spec.replicas)
         .unwrap_or(1);
-    let primary = workloads::apply_primary(&ctx, &canary, &target, &target.spec.template, replicas).await?;
+    let primary =
+        workloads::apply_primary(&ctx, &canary, &target, &target.spec.template, replicas).await?;
     if !workloads::is_ready(&primary) {
-        return Ok(Transition::stay_for(ROLLOUT_POLL).with_message("waiting for the primary to roll out"));
+        return Ok(
+            Transition::stay_for(ROLLOUT_POLL).with_message("waiting for the primary to roll out")
+        );
     }
     Ok(Transition::next(CanaryPhase::Finalising))
 }
@@ -350,15 +417,22 @@ async fn finalising(canary: Arc<Canary>, ctx: Context<Canary>) -> Next {
         namespace: ctx.namespace().unwrap_or("default"),
         phase: "Finalising",
     };
-    if let Err(error) =
-        webhooks::call_all(&deps.http, &canary.spec.analysis.webhooks, WebhookType::PostRollout, &payload).await
+    if let Err(error) = webhooks::call_all(
+        &deps.http,
+        &canary.spec.analysis.webhooks,
+        WebhookType::PostRollout,
+        &payload,
+    )
+    .await
     {
         tracing::warn!(%error, "post-rollout webhook failed");
     }
-    Ok(Transition::next(CanaryPhase::Succeeded).with_message(format!(
-        "promoted revision {}",
-        revision.unwrap_or_default()
-    )))
+    Ok(
+        Transition::next(CanaryPhase::Succeeded).with_message(format!(
+            "promoted revision {}",
+            revision.unwrap_or_default()
+        )),
+    )
 }
 
 /// On deletion: give the app back to its own Deployment before our objects are collected.
@@ -421,8 +495,16 @@ mod tests {
     #[test]
     fn invalid_specs_are_named() {
         assert!(validate(&canary(Some(10), Vec::new(), 50)).is_ok());
-        assert!(validate(&canary(None, Vec::new(), 50)).unwrap_err().contains("stepWeight"));
-        assert!(validate(&canary(Some(10), Vec::new(), 120)).unwrap_err().contains("maxWeight"));
+        assert!(
+            validate(&canary(None, Vec::new(), 50))
+                .unwrap_err()
+                .contains("stepWeight")
+        );
+        assert!(
+            validate(&canary(Some(10), Vec::new(), 120))
+                .unwrap_err()
+                .contains("maxWeight")
+        );
         let mut bad_interval = canary(Some(10), Vec::new(), 50);
         bad_interval.spec.analysis.interval = "soon".to_owned();
         assert!(validate(&bad_interval).unwrap_err().contains("interval"));

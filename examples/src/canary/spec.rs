@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 /// Progressive delivery for a Deployment: shift traffic to a new revision step by step while its
 /// metrics stay healthy, then promote it — or roll back.
-#[derive(CustomResource, Autopilot, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(
+    CustomResource, Autopilot, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema,
+)]
 #[kube(
     group = "delivery.autopilot.rs",
     version = "v1",

@@ -72,10 +72,11 @@ pub async fn call(
     webhook: &Webhook,
     payload: &Payload<'_>,
 ) -> Result<(), WebhookError> {
-    let timeout = autopilot::config::parse_duration(&webhook.timeout).map_err(|_| WebhookError::Timeout {
-        name: webhook.name.clone(),
-        timeout: webhook.timeout.clone(),
-    })?;
+    let timeout =
+        autopilot::config::parse_duration(&webhook.timeout).map_err(|_| WebhookError::Timeout {
+            name: webhook.name.clone(),
+            timeout: webhook.timeout.clone(),
+        })?;
     let body = json!({
         "name": payload.name,
         "namespace": payload.namespace,

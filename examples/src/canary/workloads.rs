@@ -127,7 +127,12 @@ pub async fn apply_services(
     target: &Deployment,
 ) -> anyhow::Result<()> {
     let name = &canary.spec.target_ref.name;
-    let canary_labels = target.spec.selector.match_labels.clone().unwrap_or_default();
+    let canary_labels = target
+        .spec
+        .selector
+        .match_labels
+        .clone()
+        .unwrap_or_default();
     let primary_labels = primary_labels(target);
     for (service, selector) in [
         (name.clone(), &primary_labels),
@@ -163,7 +168,11 @@ pub async fn apply_services(
 ///
 /// # Errors
 /// When the API server refuses it.
-pub async fn scale_target(ctx: &Context<Canary>, canary: &Canary, replicas: i32) -> anyhow::Result<()> {
+pub async fn scale_target(
+    ctx: &Context<Canary>,
+    canary: &Canary,
+    replicas: i32,
+) -> anyhow::Result<()> {
     let patch = serde_json::json!({ "spec": { "replicas": replicas } });
     ctx.api::<Deployment>()
         .patch(
