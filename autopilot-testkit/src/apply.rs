@@ -157,7 +157,7 @@ fn conflict_message(conflicts: &[Conflict]) -> String {
     for conflict in conflicts {
         let id = conflict.identifier();
         if previous.as_ref() != Some(&id) {
-            lines.push(format!("conflicts with {}", conflict.owner()));
+            lines.push(format!("conflicts with {}:", conflict.owner()));
             previous = Some(id);
         }
         lines.push(format!("- {}", conflict.field));

@@ -174,7 +174,7 @@ fn several_conflicts_are_listed_per_manager() {
     let err = apply(request(Some(&live), &config, "ci", false)).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "Apply failed with 3 conflicts: conflicts with \"argo\"\n- .spec.minReadySeconds\nconflicts with \"kubectl\" using apps/v1\n- .spec.paused\n- .spec.replicas"
+        "Apply failed with 3 conflicts: conflicts with \"argo\":\n- .spec.minReadySeconds\nconflicts with \"kubectl\" using apps/v1:\n- .spec.paused\n- .spec.replicas"
     );
 }
 

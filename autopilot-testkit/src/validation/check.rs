@@ -335,17 +335,51 @@ fn check_string(schema: &Value, s: &str, value: &Value, path: &Path, errors: &mu
     }
 }
 
+fn matches_pattern(pattern: &str, s: &str) -> bool {
+    regex::Regex::new(pattern).is_ok_and(|re| re.is_match(s))
+}
+
+/// `net.ParseMAC`: 6, 8 or 20 octets as `a:b:…`/`a-b-…` pairs or `abcd.ef01.…` groups.
+fn is_mac(s: &str) -> bool {
+    let octets = |parts: Vec<&str>, width: usize| {
+        parts
+            .iter()
+            .all(|p| p.len() == width && p.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| parts.len() * width / 2)
+    };
+    let count = if s.contains(':') {
+        octets(s.split(':').collect(), 2)
+    } else if s.contains('-') {
+        octets(s.split('-').collect(), 2)
+    } else {
+        octets(s.split('.').collect(), 4)
+    };
+    matches!(count, Some(6 | 8 | 20))
+}
+
 /// The string formats apiextensions checks; others (and numeric formats) are not checked.
 fn format_ok(format: &str, s: &str) -> bool {
+    const HEX_UUID: &str = "(?i)^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$";
+    const HOSTNAME: &str = r"^([a-zA-Z0-9\p{S}\p{L}]((-?[a-zA-Z0-9\p{S}\p{L}]{0,62})?)|([a-zA-Z0-9\p{S}\p{L}](([a-zA-Z0-9-\p{S}\p{L}]{0,61}[a-zA-Z0-9\p{S}\p{L}])?)(\.)){1,}([a-zA-Z\p{L}]){2,63})$";
     match format {
         "date-time" | "datetime" => {
             chrono::DateTime::parse_from_rfc3339(s).is_ok()
                 || chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").is_ok()
         }
         "date" => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok(),
-        "uuid" => uuid::Uuid::try_parse(s).is_ok() && s.len() == 36,
+        "uuid" => matches_pattern(HEX_UUID, s),
+        "uuid3" | "uuid4" | "uuid5" => {
+            let version = &format[4..];
+            matches_pattern(HEX_UUID, s) && s.replace('-', "").get(12..13) == Some(version)
+        }
         "ipv4" => s.parse::<std::net::Ipv4Addr>().is_ok(),
         "ipv6" => s.parse::<std::net::Ipv6Addr>().is_ok(),
+        "cidr" => s.split_once('/').is_some_and(|(ip, bits)| {
+            let max = if ip.contains(':') { 128 } else { 32 };
+            ip.parse::<std::net::IpAddr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= max)
+        }),
+        "mac" => is_mac(s),
+        "hostname" => s.len() <= 255 && matches_pattern(HOSTNAME, s),
         "byte" => is_base64(s),
         _ => true,
     }

@@ -285,3 +285,38 @@ fn combinators() {
         vec![r#"spec.v: Invalid value: "": spec.v in body must not validate the schema (not)"#]
     );
 }
+
+#[test]
+fn more_string_formats() {
+    let schema = spec(json!({
+        "id": {"type": "string", "format": "uuid"}, "net": {"type": "string", "format": "cidr"},
+        "mac": {"type": "string", "format": "mac"}, "host": {"type": "string", "format": "hostname"},
+        "ip": {"type": "string", "format": "ipv4"}, "data": {"type": "string", "format": "byte"},
+        "day": {"type": "string", "format": "date"}, "free": {"type": "string", "format": "k8s-unknown"}
+    }));
+    let ok = json!({"spec": {"id": "123E4567E89B12D3A456426614174000", "net": "10.0.0.0/8", "mac": "01:23:45:67:89:ab",
+        "host": "api.example.com", "ip": "10.1.2.3", "data": "aGk=", "day": "2024-02-29", "free": "anything"}});
+    assert!(
+        validate(&schema, &ok).is_empty(),
+        "{:?}",
+        lines(&schema, &ok)
+    );
+    let bad = json!({"spec": {"id": "123", "net": "10.0.0.0/33", "mac": "01:23", "host": "-bad-", "ip": "1.2.3",
+        "data": "a", "day": "2023-02-29"}});
+    let fields: Vec<String> = validate(&schema, &bad)
+        .into_iter()
+        .map(|e| e.field)
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.data",
+            "spec.day",
+            "spec.host",
+            "spec.id",
+            "spec.ip",
+            "spec.mac",
+            "spec.net"
+        ]
+    );
+}
