@@ -410,7 +410,7 @@ pub fn apply_with_schema(req: ApplyRequest, schema: Option<&Value>) -> Result<Va
         .unwrap_or_else(|| Value::Object(Map::new()));
     let mut entries = decode_entries(req.live);
     if req.live.is_some() && entries.is_empty() {
-        let before = Value::Object(Map::new());
+        let before = empty_like(&live, shape.builtin);
         update_entries(
             &mut entries,
             Some(&before),
@@ -472,9 +472,10 @@ pub fn apply_with_schema(req: ApplyRequest, schema: Option<&Value>) -> Result<Va
             .difference(&comparison.removed);
     }
 
-    let object_changed = live != merged;
+    // A write that changes neither the object nor any ownership keeps the entry's time.
+    let fields = new_set.difference(&never_owned());
     let time = match &previous {
-        Some(previous) if !object_changed => previous.time.clone(),
+        Some(previous) if live == merged && previous.fields == fields => previous.time.clone(),
         _ => Some(req.now.to_string()),
     };
     entries.push(Entry {
@@ -483,7 +484,7 @@ pub fn apply_with_schema(req: ApplyRequest, schema: Option<&Value>) -> Result<Va
         api_version: req.api_version.to_string(),
         subresource: req.subresource.map(str::to_string),
         time,
-        fields: new_set.difference(&never_owned()),
+        fields,
     });
     encode_entries(&mut merged, entries);
     Ok(merged)

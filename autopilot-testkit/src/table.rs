@@ -4,12 +4,16 @@
 //! Columns come from a CRD version's `additionalPrinterColumns` (after the `Name` column), or
 //! `Name` and `Age` when it declares none. Cells are computed with the columns' JSONPaths and
 //! typed as the server types them; `date` cells become ages in kubectl's wording (`5m`, `2d3h`).
+//! Common built-in kinds get the columns the server's own printers produce
+//! ([`render_builtin_table`]).
 
+mod builtin;
 mod jsonpath;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
+pub use builtin::{render_builtin_table, render_builtin_table_at};
 pub use jsonpath::json_path;
 
 const NAME_DESCRIPTION: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";

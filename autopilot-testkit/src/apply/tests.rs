@@ -241,6 +241,27 @@ fn noop_apply_keeps_the_entry_time() {
     .unwrap();
     let again = apply(request(Some(&live), &config, "ci", false)).unwrap();
     assert_eq!(again, live);
+    // Dropping a field someone else still owns changes ownership only: the time moves on.
+    let both = deployment(json!({"replicas": 1, "paused": true}));
+    let live2 = apply(ApplyRequest {
+        now: T0,
+        ..request(Some(&live), &both, "ci", false)
+    })
+    .unwrap();
+    let paused = deployment(json!({"paused": true}));
+    let shared = apply(ApplyRequest {
+        now: T0,
+        ..request(Some(&live2), &paused, "other", false)
+    })
+    .unwrap();
+    let after = apply(request(Some(&shared), &config, "ci", false)).unwrap();
+    assert_eq!(after["spec"], shared["spec"]);
+    assert_eq!(entry(&after, "ci", "Apply").unwrap()["time"], T1);
+    assert_eq!(entry(&after, "other", "Apply").unwrap()["time"], T0);
+    let mut labels = deployment(json!({"replicas": 1}));
+    labels["metadata"]["labels"] = json!({"a": "b"});
+    let relabelled = apply(request(Some(&live), &labels, "ci", false)).unwrap();
+    assert_eq!(entry(&relabelled, "ci", "Apply").unwrap()["time"], T1);
 }
 
 #[test]
