@@ -212,6 +212,62 @@ impl Entry {
     }
 }
 
+/// At most this many `Update` entries are kept; older ones merge into `ancient-changes`.
+const MAX_UPDATE_MANAGERS: usize = 10;
+const ANCIENT_CHANGES: &str = "ancient-changes";
+
+/// Merges the oldest `Update` entries into one `ancient-changes` entry per API version until
+/// at most [`MAX_UPDATE_MANAGERS`] remain, as the server does to bound `managedFields`.
+fn cap_update_managers(entries: &mut Vec<Entry>) {
+    let mut updaters: Vec<usize> = (0..entries.len())
+        .filter(|&i| entries[i].operation == "Update")
+        .collect();
+    if updaters.len() <= MAX_UPDATE_MANAGERS {
+        return;
+    }
+    let key = |e: &Entry| {
+        (
+            e.time.clone(),
+            entry_identifier(
+                &e.manager,
+                &e.operation,
+                &e.api_version,
+                e.subresource.as_deref(),
+            ),
+        )
+    };
+    updaters.sort_by_key(|&i| key(&entries[i]));
+    let mut remaining = updaters.len();
+    let mut first_of_version: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut merged = Vec::new();
+    for &i in &updaters {
+        if remaining <= MAX_UPDATE_MANAGERS {
+            break;
+        }
+        let version = entries[i].api_version.clone();
+        let bucket = entries
+            .iter()
+            .position(|e| e.is(ANCIENT_CHANGES, "Update", &version, None));
+        let Some(&first) = first_of_version.get(&version) else {
+            first_of_version.insert(version, i);
+            continue;
+        };
+        let target = bucket.unwrap_or(first);
+        entries[target].manager = ANCIENT_CHANGES.to_string();
+        entries[target].subresource = None;
+        entries[target].fields = entries[target].fields.union(&entries[i].fields);
+        entries[target].time = entries[i].time.clone();
+        merged.push(i);
+        remaining -= 1;
+    }
+    let mut index = 0;
+    entries.retain(|_| {
+        let keep = !merged.contains(&index);
+        index += 1;
+        keep
+    });
+}
+
 /// The JSON form of a manager's identity, as the server builds it for sorting and lookups.
 fn entry_identifier(
     manager: &str,
@@ -264,6 +320,7 @@ fn decode_entries(object: Option<&Value>) -> Vec<Entry> {
 /// Writes entries into `metadata.managedFields`, in the server's order, dropping empty ones.
 fn encode_entries(object: &mut Value, mut entries: Vec<Entry>) {
     entries.retain(|e| !e.fields.is_empty());
+    cap_update_managers(&mut entries);
     entries.sort_by(|a, b| {
         (
             &a.operation,

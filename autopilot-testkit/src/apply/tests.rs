@@ -453,3 +453,35 @@ fn custom_resource_lists_follow_the_schema() {
         r#"Apply failed with 1 conflict: conflict with "team-a": .spec.routes"#
     );
 }
+
+#[test]
+fn old_updaters_merge_into_ancient_changes() {
+    let mut live = created_by_update(json!({"replicas": 1}), "m00");
+    for i in 1..=11 {
+        let mut next = live.clone();
+        next["spec"][format!("f{i}")] = json!(i);
+        let time = format!("2024-01-01T00:{i:02}:00Z");
+        record_update(
+            Some(&live),
+            &mut next,
+            &format!("m{i:02}"),
+            None,
+            &time,
+            "apps/v1",
+        );
+        live = next;
+    }
+    let managers: Vec<String> = entries(&live)
+        .iter()
+        .map(|e| e["manager"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(managers.len(), 10, "{managers:?}");
+    let ancient = entry(&live, "ancient-changes", "Update").unwrap();
+    assert_eq!(
+        ancient["fieldsV1"],
+        json!({"f:spec": {"f:replicas": {}, "f:f1": {}, "f:f2": {}}})
+    );
+    assert_eq!(ancient["time"], "2024-01-01T00:02:00Z");
+    assert!(!managers.contains(&"m00".to_string()) && !managers.contains(&"m02".to_string()));
+    assert!(managers.contains(&"m11".to_string()));
+}
