@@ -178,6 +178,27 @@ impl LabelSelector {
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         !self.nothing && self.requirements.iter().all(|r| r.matches(labels))
     }
+
+    /// Whether the selector selects an object, judged by its `metadata.labels`.
+    ///
+    /// ```
+    /// use autopilot_testkit::selector::LabelSelector;
+    /// use serde_json::json;
+    ///
+    /// let pod = json!({"metadata": {"name": "p", "labels": {"app": "web"}}});
+    /// assert!(LabelSelector::parse("app=web").unwrap().matches_object(&pod));
+    /// assert!(!LabelSelector::parse("app").unwrap().matches_object(&json!({"metadata": {}})));
+    /// ```
+    pub fn matches_object(&self, object: &Value) -> bool {
+        let labels: BTreeMap<String, String> = object
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+            .collect();
+        self.matches(&labels)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -183,10 +183,12 @@ fn check(schema: &Value, value: &Value, path: &Path, errors: &mut Vec<FieldError
         }
         return;
     }
+    // A value of the wrong type gets no further checks except the enumeration.
     if let Some(allowed) = schema_type(schema)
         && !type_matches(&allowed, value)
     {
         errors.push(type_error(&p, &allowed, type_name(value)));
+        check_enum(schema, value, &p, errors);
         return;
     }
     check_combinators(schema, value, path, errors);
@@ -196,27 +198,33 @@ fn check(schema: &Value, value: &Value, path: &Path, errors: &mut Vec<FieldError
         Value::Array(items) => check_array(schema, items, path, errors),
         _ => {}
     }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
-        && !allowed.iter().any(|a| json_eq(a, value))
-    {
-        let supported: Vec<String> = allowed
-            .iter()
-            .map(|a| match a {
-                Value::String(s) => super::go_quote(s),
-                other => super::go_quote(&other.to_string()),
-            })
-            .collect();
-        let detail = format!("supported values: {}", supported.join(", "));
-        errors.push(FieldError::new(
-            &p,
-            FieldErrorKind::NotSupported,
-            Some(value),
-            &detail,
-        ));
-    }
+    check_enum(schema, value, &p, errors);
     if let Value::Object(map) = value {
         check_object(schema, map, path, errors);
     }
+}
+
+fn check_enum(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>) {
+    let Some(allowed) = schema.get("enum").and_then(Value::as_array) else {
+        return;
+    };
+    if allowed.iter().any(|a| json_eq(a, value)) {
+        return;
+    }
+    let supported: Vec<String> = allowed
+        .iter()
+        .map(|a| match a {
+            Value::String(s) => super::go_quote(s),
+            other => super::go_quote(&other.to_string()),
+        })
+        .collect();
+    let detail = format!("supported values: {}", supported.join(", "));
+    errors.push(FieldError::new(
+        path,
+        FieldErrorKind::NotSupported,
+        Some(value),
+        &detail,
+    ));
 }
 
 fn type_error(path: &str, allowed: &str, actual: &str) -> FieldError {

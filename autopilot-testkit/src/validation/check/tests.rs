@@ -94,6 +94,13 @@ fn enums_list_supported_values() {
         ]
     );
     assert!(validate(&schema, &json!({"spec": {"mode": "b", "level": 2.0}})).is_empty());
+    assert_eq!(
+        lines(&schema, &json!({"spec": {"level": "one"}})),
+        vec![
+            r#"spec.level: Invalid value: "string": spec.level in body must be of type integer: "string""#,
+            r#"spec.level: Unsupported value: "one": supported values: "1", "2""#,
+        ]
+    );
 }
 
 #[test]
