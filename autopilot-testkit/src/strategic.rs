@@ -188,26 +188,29 @@ fn go_v(value: &Value) -> String {
     }
 }
 
-/// Drops directive-carrying maps and the nulls the server discards from values it adds.
-fn clean_new_value(value: Value) -> Option<Value> {
+/// A value the patch adds where the live object has none: nulls in maps are discarded (the
+/// server ignores unmatched nulls) and directive keys dropped (decoding into the typed object
+/// drops them).
+fn clean_new_value(value: Value) -> Value {
     match value {
-        Value::Null => None,
-        Value::Object(map) => {
-            if map.contains_key(DIRECTIVE) {
-                return None;
-            }
-            let cleaned = map
-                .into_iter()
-                .filter(|(k, _)| !k.starts_with('$'))
-                .filter_map(|(k, v)| clean_new_value(v).map(|v| (k, v)))
-                .collect();
-            Some(Value::Object(cleaned))
-        }
-        Value::Array(items) => Some(Value::Array(
-            items.into_iter().filter_map(clean_new_value).collect(),
-        )),
-        other => Some(other),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(k, v)| !k.starts_with('$') && !v.is_null())
+                .map(|(k, v)| (k, clean_new_value(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(clean_new_value).collect()),
+        other => other,
     }
+}
+
+/// A list the patch adds alongside `$setElementOrder`: items carrying `$patch` are dropped.
+fn without_directive_items(items: Vec<Value>) -> Vec<Value> {
+    items
+        .into_iter()
+        .filter(|item| item.get(DIRECTIVE).is_none())
+        .map(clean_new_value)
+        .collect()
 }
 
 struct Merger<'a> {
@@ -250,8 +253,8 @@ impl Merger<'_> {
                 continue;
             }
             let Some(live) = original.remove(&key) else {
-                if !delete_list && let Some(value) = clean_new_value(patch_value) {
-                    original.insert(key, value);
+                if !delete_list {
+                    original.insert(key, clean_new_value(patch_value));
                 }
                 continue;
             };
@@ -264,7 +267,7 @@ impl Merger<'_> {
                     Value::Array(self.merge_list(live, patch, fields, delete_list)?)
                 }
                 (live, _) if delete_list => live,
-                (_, patch) => clean_new_value(patch).unwrap_or(Value::Null),
+                (_, patch) => clean_new_value(patch),
             };
             fields.pop();
             original.insert(key, merged);
@@ -361,9 +364,7 @@ impl Merger<'_> {
                     original[i] = Value::Object(self.merge_map(live, item, &mut fields)?);
                 }
                 None => {
-                    if let Some(item) = clean_new_value(Value::Object(item)) {
-                        original.push(item);
-                    }
+                    original.push(clean_new_value(Value::Object(item)));
                 }
             }
         }
@@ -415,9 +416,7 @@ impl Merger<'_> {
             }
             let merged = match (live.clone(), patch_list) {
                 (Some(live), None) => live,
-                (None, Some(patch_list)) => {
-                    patch_list.into_iter().filter_map(clean_new_value).collect()
-                }
+                (None, Some(patch_list)) => without_directive_items(patch_list),
                 (Some(live), Some(patch_list)) => {
                     self.merge_list(live, patch_list, fields, false)?
                 }

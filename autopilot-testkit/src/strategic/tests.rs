@@ -267,10 +267,25 @@ fn set_element_order_orders_the_merged_list() {
 fn new_values_lose_nulls_and_directives() {
     let out = patched(
         json!({}),
-        json!({"spec": {"a": null, "b": {"c": null, "d": 1}}}),
+        json!({"spec": {"a": null, "b": {"c": null, "d": 1, "$patch": "replace"}}}),
         "Pod",
     );
     assert_eq!(out, json!({"spec": {"b": {"d": 1}}}));
+    // Items of a list the live object lacks are taken as they are, minus directive keys.
+    let out = patched(
+        json!({"spec": {}}),
+        json!({"spec": {"containers": [{"name": "x", "$patch": "delete"}]}}),
+        "Pod",
+    );
+    assert_eq!(out["spec"]["containers"], json!([{"name": "x"}]));
+    // ... unless ordered by $setElementOrder, which drops directive items.
+    let out = patched(
+        json!({"spec": {}}),
+        json!({"spec": {"$setElementOrder/containers": [{"name": "y"}],
+        "containers": [{"name": "x", "$patch": "delete"}, {"name": "y"}]}}),
+        "Pod",
+    );
+    assert_eq!(out["spec"]["containers"], json!([{"name": "y"}]));
 }
 
 #[test]
