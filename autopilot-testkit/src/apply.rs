@@ -356,14 +356,6 @@ fn encode_entries(object: &mut Value, mut entries: Vec<Entry>) {
     }
 }
 
-fn without_managed_fields(object: &Value) -> Value {
-    let mut copy = object.clone();
-    if let Some(metadata) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
-        metadata.remove("managedFields");
-    }
-    copy
-}
-
 fn never_owned() -> FieldSet {
     FieldSet(
         NEVER_OWNED
@@ -461,17 +453,15 @@ pub fn apply_with_schema(req: ApplyRequest, schema: Option<&Value>) -> Result<Va
         });
     }
     let config = scope_to_subresource(req.applied, req.subresource);
-    let live = req
-        .live
-        .map(without_managed_fields)
-        .unwrap_or_else(|| Value::Object(Map::new()));
+    let nothing = Value::Object(Map::new());
+    let live = req.live.unwrap_or(&nothing);
     let mut entries = decode_entries(req.live);
     if req.live.is_some() && entries.is_empty() {
-        let before = empty_like(&live, shape.builtin);
+        let before = empty_like(live, shape.builtin);
         update_entries(
             &mut entries,
             Some(&before),
-            &live,
+            live,
             BEFORE_FIRST_APPLY,
             None,
             req.now,
@@ -491,7 +481,7 @@ pub fn apply_with_schema(req: ApplyRequest, schema: Option<&Value>) -> Result<Va
     let new_set = field_set(&config, &shape);
 
     // Drop what this manager applied last time and no longer does, unless someone owns it.
-    let mut merged = merge(&live, &config, &shape);
+    let mut merged = merge(live, &config, &shape);
     let owned = entries
         .iter()
         .fold(new_set.clone(), |acc, e| acc.union(&e.fields))
@@ -504,7 +494,7 @@ pub fn apply_with_schema(req: ApplyRequest, schema: Option<&Value>) -> Result<Va
         remove_path(&mut merged, path);
     }
 
-    let comparison = compare(Some(&live), Some(&merged), &shape);
+    let comparison = compare(Some(live), Some(&merged), &shape);
     let changed = comparison.changed();
     let mut conflicts: Vec<Conflict> = Vec::new();
     for entry in &entries {
@@ -532,7 +522,7 @@ pub fn apply_with_schema(req: ApplyRequest, schema: Option<&Value>) -> Result<Va
     // A write that changes neither the object nor any ownership keeps the entry's time.
     let fields = new_set.difference(&never_owned());
     let time = match &previous {
-        Some(previous) if live == merged && previous.fields == fields => previous.time.clone(),
+        Some(previous) if *live == merged && previous.fields == fields => previous.time.clone(),
         _ => Some(req.now.to_string()),
     };
     entries.push(Entry {
@@ -579,8 +569,10 @@ fn scope_to_subresource(applied: &Value, subresource: Option<&str>) -> Value {
 /// `manager`: the fields that changed between `old` and `new` move to the manager's `Update`
 /// entry for `api_version` (and `subresource`), which gets `now` as its time. `new`'s
 /// `metadata.managedFields` is rewritten; a client may replace the entries by sending its own,
-/// or clear them by sending `[{}]`. List merge keys are the built-in ones; use
-/// [`record_update_with_schema`] for a CRD's list types.
+/// or clear them by sending `[{}]`. Call it with `new` as it will be stored: fields the
+/// endpoint resets (`status` on the main resource when the status subresource is on, everything
+/// but `status` on `/status`) already reset, so nobody is credited with them. List merge keys
+/// are the built-in ones; use [`record_update_with_schema`] for a CRD's list types.
 ///
 /// ```
 /// use autopilot_testkit::apply::record_update;
@@ -639,12 +631,10 @@ pub fn record_update_with_schema(
         _ => decode_entries(old),
     };
     let empty = empty_like(new, shape.builtin);
-    let old_clean = old.map(without_managed_fields).unwrap_or(empty);
-    let new_clean = without_managed_fields(new);
     update_entries(
         &mut entries,
-        Some(&old_clean),
-        &new_clean,
+        Some(old.unwrap_or(&empty)),
+        new,
         manager,
         subresource,
         now,

@@ -354,7 +354,8 @@ impl Comparison {
     }
 }
 
-/// Compares two versions of an object path by path, as the field manager does for updates.
+/// Compares two versions of an object path by path, as the field manager does for updates
+/// (`metadata.managedFields` excluded).
 pub(crate) fn compare(old: Option<&Value>, new: Option<&Value>, shape: &Shape) -> Comparison {
     let mut out = Comparison::default();
     compare_node(old, new, &mut Vec::new(), &mut Vec::new(), shape, &mut out);
@@ -465,7 +466,12 @@ fn compare_maps(
         .flat_map(Map::keys)
         .chain(new.into_iter().flat_map(Map::keys))
         .collect();
-    for key in keys {
+    // The bookkeeping itself is never compared.
+    let in_metadata = path.len() == 1 && path[0] == "f:metadata";
+    for key in keys
+        .into_iter()
+        .filter(|k| !(in_metadata && *k == "managedFields"))
+    {
         path.push(format!("f:{key}"));
         types.push(TypeStep::Field(key.clone()));
         compare_node(
