@@ -1,0 +1,244 @@
+//! CustomResourceDefinitions: checking them, their status, and the resource types they make the server serve.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::registry::{GenerationPolicy, ResourceType, ScalePaths};
+use crate::status::Cause;
+
+fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// Problems that make the API server reject a CRD.
+pub fn validate(crd: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let group = text(crd, "/spec/group");
+    let plural = text(crd, "/spec/names/plural");
+    if group.is_empty() {
+        causes.push(Cause::required("spec.group", ""));
+    }
+    if plural.is_empty() {
+        causes.push(Cause::required("spec.names.plural", ""));
+    }
+    if text(crd, "/spec/names/kind").is_empty() {
+        causes.push(Cause::required("spec.names.kind", ""));
+    }
+    let scope = text(crd, "/spec/scope");
+    if scope != "Namespaced" && scope != "Cluster" {
+        causes.push(Cause::new(
+            "FieldValueNotSupported",
+            "spec.scope",
+            &format!("Unsupported value: {scope:?}"),
+            "supported values: \"Cluster\", \"Namespaced\"",
+        ));
+    }
+    let name = text(crd, "/metadata/name");
+    if !group.is_empty() && !plural.is_empty() && name != format!("{plural}.{group}") {
+        causes.push(Cause::invalid(
+            "metadata.name",
+            &json!(name),
+            "must be spec.names.plural+\".\"+spec.group",
+        ));
+    }
+    let versions = crd.pointer("/spec/versions").and_then(Value::as_array);
+    match versions {
+        None => causes.push(Cause::required(
+            "spec.versions",
+            "must have exactly one version marked as storage version",
+        )),
+        Some(versions) => {
+            let storage = versions
+                .iter()
+                .filter(|v| v.get("storage") == Some(&json!(true)))
+                .count();
+            if storage != 1 {
+                causes.push(Cause::invalid(
+                    "spec.versions",
+                    &json!(
+                        versions
+                            .iter()
+                            .map(|v| text(v, "/name"))
+                            .collect::<Vec<_>>()
+                    ),
+                    "must have exactly one version marked as storage version",
+                ));
+            }
+        }
+    }
+    causes
+}
+
+/// Fills the CRD defaults and the status the apiextensions controllers would write: accepted names,
+/// stored versions, and the `NamesAccepted` and `Established` conditions.
+pub fn settle(crd: &mut Value, old: Option<&Value>, now: &str) {
+    if crd.pointer("/spec/conversion").is_none() {
+        crd["spec"]["conversion"] = json!({ "strategy": "None" });
+    }
+    let names = crd
+        .pointer("/spec/names")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let mut accepted = names.clone();
+    if accepted.get("singular").is_none() {
+        accepted["singular"] = json!(text(&names, "/kind").to_lowercase());
+    }
+    if accepted.get("listKind").is_none() {
+        accepted["listKind"] = json!(format!("{}List", text(&names, "/kind")));
+    }
+    crd["spec"]["names"] = accepted.clone();
+    let storage = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .and_then(|versions| {
+            versions
+                .iter()
+                .find(|v| v.get("storage") == Some(&json!(true)))
+        })
+        .map(|v| text(v, "/name").to_string())
+        .unwrap_or_default();
+    let mut stored: Vec<Value> = old
+        .and_then(|o| o.pointer("/status/storedVersions"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if !stored.contains(&json!(storage)) {
+        stored.push(json!(storage));
+    }
+    let since = |kind: &str| {
+        old.and_then(|o| o.pointer("/status/conditions"))
+            .and_then(Value::as_array)
+            .and_then(|c| c.iter().find(|c| c.get("type") == Some(&json!(kind))))
+            .and_then(|c| c.get("lastTransitionTime").cloned())
+            .unwrap_or_else(|| json!(now))
+    };
+    crd["status"] = json!({
+        "acceptedNames": accepted,
+        "storedVersions": stored,
+        "conditions": [
+            { "type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": since("NamesAccepted") },
+            { "type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": since("Established") },
+        ],
+    });
+}
+
+/// The resource types a CRD serves: one per served version.
+pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
+    let group = text(crd, "/spec/group");
+    let plural = text(crd, "/spec/names/plural");
+    let kind = text(crd, "/spec/names/kind");
+    let strings = |pointer: &str| -> Vec<String> {
+        crd.pointer(pointer)
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(ToString::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let singular = match text(crd, "/spec/names/singular") {
+        "" => kind.to_lowercase(),
+        given => given.to_string(),
+    };
+    let storage: Arc<str> = ResourceType::storage_key(group, plural);
+    let versions = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    versions
+        .iter()
+        .filter(|v| v.get("served") != Some(&json!(false)))
+        .map(|v| {
+            let scale = v.pointer("/subresources/scale").map(|s| ScalePaths {
+                spec_replicas: text(s, "/specReplicasPath").to_string(),
+                status_replicas: text(s, "/statusReplicasPath").to_string(),
+                label_selector: s
+                    .get("labelSelectorPath")
+                    .and_then(Value::as_str)
+                    .map(ToString::to_string),
+            });
+            ResourceType {
+                group: group.to_string(),
+                version: text(v, "/name").to_string(),
+                kind: kind.to_string(),
+                plural: plural.to_string(),
+                singular: singular.clone(),
+                namespaced: text(crd, "/spec/scope") == "Namespaced",
+                short_names: strings("/spec/names/shortNames"),
+                categories: strings("/spec/names/categories"),
+                status_subresource: v.pointer("/subresources/status").is_some(),
+                scale,
+                generation: GenerationPolicy::Content,
+                unconditional_update: false,
+                returns_deleted_object: true,
+                schema: v.pointer("/schema/openAPIV3Schema").cloned(),
+                printer_columns: v
+                    .get("additionalPrinterColumns")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+                custom: true,
+                crd_name: Some(text(crd, "/metadata/name").to_string()),
+                storage: storage.clone(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn widget_crd() -> Value {
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": { "name": "widgets.example.com" },
+            "spec": {
+                "group": "example.com",
+                "scope": "Namespaced",
+                "names": { "plural": "widgets", "kind": "Widget", "shortNames": ["wd"] },
+                "versions": [
+                    { "name": "v1", "served": true, "storage": true, "subresources": { "status": {} },
+                      "schema": { "openAPIV3Schema": { "type": "object" } } },
+                    { "name": "v0", "served": false, "storage": false },
+                ],
+            },
+        })
+    }
+
+    #[test]
+    fn a_crd_serves_its_served_versions() {
+        let types = resource_types(&widget_crd());
+        assert_eq!(types.len(), 1);
+        assert_eq!(types[0].api_version(), "example.com/v1");
+        assert!(types[0].status_subresource);
+        assert_eq!(types[0].singular, "widget");
+        assert_eq!(types[0].short_names, vec!["wd"]);
+    }
+
+    #[test]
+    fn settled_crds_are_established() {
+        let mut crd = widget_crd();
+        assert!(validate(&crd).is_empty());
+        settle(&mut crd, None, "2026-01-01T00:00:00Z");
+        assert_eq!(crd["status"]["conditions"][1]["type"], "Established");
+        assert_eq!(crd["status"]["acceptedNames"]["listKind"], "WidgetList");
+        assert_eq!(crd["status"]["storedVersions"], json!(["v1"]));
+    }
+
+    #[test]
+    fn a_misnamed_crd_is_rejected() {
+        let mut crd = widget_crd();
+        crd["metadata"]["name"] = json!("gadgets.example.com");
+        assert_eq!(validate(&crd)[0].field, "metadata.name");
+    }
+}

@@ -1,0 +1,528 @@
+//! Resource endpoints: get, list, create, update, patch, delete, deletecollection, and the `status`, `scale`
+//! and `finalize` subresources.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::Response;
+use base64::Engine;
+use serde_json::{Value, json};
+
+use super::path::ResourcePath;
+use super::{AppState, Query, json_bytes, watch};
+use crate::cluster::key;
+use crate::meta::Part;
+use crate::registry::ResourceType;
+use crate::status::{self, ApiError};
+use crate::store::{Key, Stored};
+use crate::write::{DeleteParams, Patch, PatchKind, Propagation, WriteParams};
+
+/// One resource request.
+pub struct Call<'a> {
+    /// Server state.
+    pub state: &'a AppState,
+    /// HTTP method.
+    pub method: &'a Method,
+    /// Request headers.
+    pub headers: &'a HeaderMap,
+    /// Query parameters.
+    pub query: &'a Query,
+    /// The parsed path.
+    pub path: &'a ResourcePath,
+    /// The request body.
+    pub body: Bytes,
+}
+
+/// Which endpoint of an object the request addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Main,
+    Status,
+    Scale,
+    Finalize,
+}
+
+/// Serves a resource request.
+pub async fn handle(call: Call<'_>) -> Result<Response, ApiError> {
+    let cluster = &call.state.cluster;
+    let path = call.path;
+    let resource = cluster
+        .registry
+        .find(&path.group, &path.version, &path.plural)
+        .ok_or_else(ApiError::unknown_resource)?;
+    if path.namespace.is_some() && !resource.namespaced {
+        return Err(ApiError::unknown_resource());
+    }
+    let endpoint = match path.subresource.as_deref() {
+        None => Endpoint::Main,
+        Some("status") if resource.status_subresource => Endpoint::Status,
+        Some("scale") if resource.scale.is_some() => Endpoint::Scale,
+        Some("finalize") if !resource.custom && resource.kind == "Namespace" => Endpoint::Finalize,
+        Some(_) => return Err(ApiError::unknown_resource()),
+    };
+    check_accept(call.headers)?;
+    let params = WriteParams {
+        dry_run: call.query.get("dryRun").is_some_and(|v| v == "All"),
+    };
+    let namespace = path.namespace.as_deref();
+    let watching = path.watch
+        || call
+            .query
+            .get("watch")
+            .is_some_and(|v| v == "true" || v == "1");
+    match (call.method, path.name.as_deref()) {
+        (&Method::GET, None) if endpoint == Endpoint::Main && watching => {
+            watch::serve(call.state, resource, namespace, call.query)
+        }
+        (&Method::GET, None) if endpoint == Endpoint::Main => list(&call, &resource),
+        (&Method::GET, Some(name)) if !watching => {
+            let stored = cluster
+                .store
+                .get(&resource.storage, &key(&resource, namespace, name))
+                .ok_or_else(|| ApiError::not_found(&*resource, name))?;
+            respond(&resource, endpoint, StatusCode::OK, &stored)
+        }
+        (&Method::POST, None)
+            if endpoint == Endpoint::Main && (namespace.is_some() || !resource.namespaced) =>
+        {
+            let body = parse_body(call.headers, &call.body, &resource)?;
+            let stored = cluster.create(&resource, namespace, body, &params)?;
+            respond(&resource, endpoint, StatusCode::CREATED, &stored)
+        }
+        (&Method::PUT, Some(name)) => {
+            let body = parse_body(call.headers, &call.body, &resource)?;
+            let stored = match endpoint {
+                Endpoint::Main => {
+                    cluster.update(&resource, namespace, name, body, Part::Main, &params)?
+                }
+                Endpoint::Status => {
+                    cluster.update(&resource, namespace, name, body, Part::Status, &params)?
+                }
+                Endpoint::Scale => write_scale(&call, &resource, name, body, &params)?,
+                Endpoint::Finalize => finalize(&call, &resource, name, body, &params)?,
+            };
+            respond(&resource, endpoint, StatusCode::OK, &stored)
+        }
+        (&Method::PATCH, Some(name)) if endpoint != Endpoint::Finalize => {
+            patch(&call, &resource, name, endpoint, &params)
+        }
+        (&Method::DELETE, Some(name)) if endpoint == Endpoint::Main => {
+            let options = delete_params(call.query, &call.body)?;
+            let deleted = cluster.delete(&resource, namespace, name, &options, &params)?;
+            if deleted.removed && !resource.returns_deleted_object {
+                let uid = crate::meta::meta_str(&deleted.stored.object, "uid");
+                return Ok(super::json(
+                    StatusCode::OK,
+                    &status::success(&*resource, name, uid),
+                ));
+            }
+            respond(&resource, endpoint, StatusCode::OK, &deleted.stored)
+        }
+        (&Method::DELETE, None) if endpoint == Endpoint::Main => {
+            let options = delete_params(call.query, &call.body)?;
+            let mut items = Vec::new();
+            for (ns, name) in cluster.store.keys(&resource.storage, namespace) {
+                match cluster.delete(&resource, Some(&ns), &name, &options, &params) {
+                    Ok(deleted) => items.push(encoded(&resource, &deleted.stored)),
+                    Err(e) if e.code == 404 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(json_bytes(
+                StatusCode::OK,
+                list_body(&resource, cluster.store.resource_version(), None, 0, &items),
+            ))
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// Rejects requests that accept no JSON (protobuf-only clients fall back to JSON when offered both).
+fn check_accept(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let acceptable = accept.split(',').any(|item| {
+        let media = item.split(';').next().unwrap_or_default().trim();
+        matches!(media, "" | "*/*" | "application/*" | "application/json")
+    });
+    if acceptable {
+        Ok(())
+    } else {
+        Err(ApiError::not_acceptable(accept))
+    }
+}
+
+fn content_type(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map_or("", str::trim)
+}
+
+/// Decodes a JSON (or YAML) request body.
+fn parse_body(
+    headers: &HeaderMap,
+    body: &Bytes,
+    resource: &ResourceType,
+) -> Result<Value, ApiError> {
+    let summary = || {
+        let shown: String = body.iter().take(30).map(|b| format!("{b:02x}")).collect();
+        format!("{shown}{}", if body.len() > 30 { "..." } else { "" })
+    };
+    match content_type(headers) {
+        "application/yaml" => serde_saphyr::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the object provided is unrecognized (must be of type {}): couldn't get version/kind; yaml parse error: {e}",
+                resource.kind
+            ))
+        }),
+        "application/json" | "" => serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {e} ({})",
+                resource.kind,
+                summary()
+            ))
+        }),
+        other => Err(ApiError::unsupported_media_type(other, &["application/json", "application/yaml"])),
+    }
+}
+
+fn patch(
+    call: &Call<'_>,
+    resource: &Arc<ResourceType>,
+    name: &str,
+    endpoint: Endpoint,
+    params: &WriteParams,
+) -> Result<Response, ApiError> {
+    let kind = match content_type(call.headers) {
+        "application/json-patch+json" => PatchKind::Json,
+        "application/merge-patch+json" => PatchKind::Merge,
+        other => {
+            let accepted = [
+                "application/json-patch+json",
+                "application/merge-patch+json",
+            ];
+            return Err(ApiError::unsupported_media_type(other, &accepted));
+        }
+    };
+    let patch: Value = serde_json::from_slice(&call.body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    let cluster = &call.state.cluster;
+    let namespace = call.path.namespace.as_deref();
+    let stored = match endpoint {
+        Endpoint::Scale => {
+            let current = cluster
+                .store
+                .get(&resource.storage, &key(resource, namespace, name))
+                .ok_or_else(|| ApiError::not_found(&**resource, name))?;
+            let mut scale = scale_of(resource, &current.object);
+            match kind {
+                PatchKind::Merge => json_patch::merge(&mut scale, &patch),
+                PatchKind::Json => crate::write::apply_json_patch(&mut scale, &patch)?,
+            }
+            write_scale(call, resource, name, scale, params)?
+        }
+        _ => {
+            let part = if endpoint == Endpoint::Status {
+                Part::Status
+            } else {
+                Part::Main
+            };
+            cluster.patch(
+                resource,
+                namespace,
+                name,
+                Patch { kind, body: &patch },
+                part,
+                params,
+            )?
+        }
+    };
+    respond(resource, endpoint, StatusCode::OK, &stored)
+}
+
+fn pointer(json_path: &str) -> String {
+    json_path
+        .trim_start_matches('.')
+        .split('.')
+        .fold(String::new(), |acc, part| format!("{acc}/{part}"))
+}
+
+/// The `autoscaling/v1` Scale view of an object.
+fn scale_of(resource: &ResourceType, object: &Value) -> Value {
+    let Some(paths) = &resource.scale else {
+        return Value::Null;
+    };
+    let meta = &object["metadata"];
+    let mut scale = json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": { "replicas": object.pointer(&pointer(&paths.spec_replicas)).cloned().unwrap_or(json!(0)) },
+        "status": { "replicas": object.pointer(&pointer(&paths.status_replicas)).cloned().unwrap_or(json!(0)) },
+    });
+    if let Some(selector) = paths
+        .label_selector
+        .as_ref()
+        .and_then(|p| object.pointer(&pointer(p)))
+    {
+        let text = match selector {
+            Value::String(s) => s.clone(),
+            Value::Object(map) => map
+                .get("matchLabels")
+                .and_then(Value::as_object)
+                .map(|labels| {
+                    labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        scale["status"]["selector"] = json!(text);
+    }
+    scale
+}
+
+/// Writes the desired replicas of a Scale document into the object.
+fn write_scale(
+    call: &Call<'_>,
+    resource: &Arc<ResourceType>,
+    name: &str,
+    scale: Value,
+    params: &WriteParams,
+) -> Result<Stored, ApiError> {
+    let Some(paths) = &resource.scale else {
+        return Err(ApiError::unknown_resource());
+    };
+    let replicas = scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
+    if replicas.as_i64().is_none_or(|r| r < 0) {
+        return Err(ApiError::invalid(
+            &**resource,
+            name,
+            vec![status::Cause::invalid(
+                "spec.replicas",
+                &replicas,
+                "must be greater than or equal to 0",
+            )],
+        ));
+    }
+    let sent_rv = scale
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let target = pointer(&paths.spec_replicas);
+    let namespace = call.path.namespace.as_deref();
+    let mut operations = vec![json!({ "op": "add", "path": target, "value": replicas })];
+    if !sent_rv.is_empty() {
+        operations.insert(
+            0,
+            json!({ "op": "add", "path": "/metadata/resourceVersion", "value": sent_rv }),
+        );
+    }
+    let patch = Value::Array(operations);
+    call.state.cluster.patch(
+        resource,
+        namespace,
+        name,
+        Patch {
+            kind: PatchKind::Json,
+            body: &patch,
+        },
+        Part::Main,
+        params,
+    )
+}
+
+/// `PUT namespaces/{name}/finalize`: replaces `spec.finalizers`.
+fn finalize(
+    call: &Call<'_>,
+    resource: &Arc<ResourceType>,
+    name: &str,
+    body: Value,
+    params: &WriteParams,
+) -> Result<Stored, ApiError> {
+    let finalizers = body
+        .pointer("/spec/finalizers")
+        .cloned()
+        .unwrap_or(json!([]));
+    let patch = json!({ "spec": { "finalizers": finalizers } });
+    call.state.cluster.patch(
+        resource,
+        None,
+        name,
+        Patch {
+            kind: PatchKind::Merge,
+            body: &patch,
+        },
+        Part::Main,
+        params,
+    )
+}
+
+fn respond(
+    resource: &ResourceType,
+    endpoint: Endpoint,
+    code: StatusCode,
+    stored: &Stored,
+) -> Result<Response, ApiError> {
+    if endpoint == Endpoint::Scale {
+        return Ok(super::json(code, &scale_of(resource, &stored.object)));
+    }
+    Ok(json_bytes(code, encoded(resource, stored)))
+}
+
+/// The object's JSON as served at the request's version (custom resources are not converted beyond
+/// their `apiVersion`).
+pub fn encoded(resource: &ResourceType, stored: &Stored) -> Bytes {
+    let api_version = stored
+        .object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if api_version == resource.api_version() || !resource.custom {
+        return stored.json.clone();
+    }
+    let mut object = (*stored.object).clone();
+    object["apiVersion"] = json!(resource.api_version());
+    Bytes::from(serde_json::to_vec(&object).unwrap_or_default())
+}
+
+fn delete_params(query: &Query, body: &Bytes) -> Result<DeleteParams, ApiError> {
+    let options: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+    };
+    let policy = query
+        .get("propagationPolicy")
+        .map(String::as_str)
+        .or_else(|| options.get("propagationPolicy").and_then(Value::as_str));
+    let orphan = options
+        .get("orphanDependents")
+        .and_then(Value::as_bool)
+        .or_else(|| query.get("orphanDependents").map(|v| v == "true"));
+    let propagation = match (policy, orphan) {
+        (Some("Foreground"), _) => Propagation::Foreground,
+        (Some("Orphan"), _) | (None, Some(true)) => Propagation::Orphan,
+        (Some("Background") | None, _) => Propagation::Background,
+        (Some(other), _) => {
+            return Err(ApiError::bad_request(format!(
+                "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+            )));
+        }
+    };
+    let precondition = |field: &str| {
+        options
+            .pointer(&format!("/preconditions/{field}"))
+            .and_then(Value::as_str)
+            .map(ToString::to_string)
+    };
+    Ok(DeleteParams {
+        propagation,
+        uid: precondition("uid"),
+        resource_version: precondition("resourceVersion"),
+    })
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ContinueToken {
+    rv: u64,
+    start: Key,
+}
+
+fn list(call: &Call<'_>, resource: &ResourceType) -> Result<Response, ApiError> {
+    for selector in ["labelSelector", "fieldSelector"] {
+        if call.query.get(selector).is_some_and(|s| !s.is_empty()) {
+            return Err(ApiError::bad_request(format!(
+                "{selector} is not supported by this server"
+            )));
+        }
+    }
+    let store = &call.state.cluster.store;
+    let limit = match call.query.get("limit") {
+        Some(limit) => Some(
+            limit
+                .parse::<usize>()
+                .map_err(|_| ApiError::bad_request(format!("invalid limit {limit:?}")))?,
+        )
+        .filter(|l| *l > 0),
+        None => None,
+    };
+    let token = match call.query.get("continue").filter(|c| !c.is_empty()) {
+        Some(token) => {
+            let parsed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(token)
+                .ok()
+                .and_then(|raw| serde_json::from_slice::<ContinueToken>(&raw).ok())
+                .ok_or_else(|| ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
+            if store.is_compacted(parsed.rv) {
+                return Err(ApiError::expired(
+                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+                ));
+            }
+            Some(parsed)
+        }
+        None => None,
+    };
+    let namespace = call.path.namespace.as_deref();
+    let page = store.list(
+        &resource.storage,
+        namespace,
+        token.as_ref().map(|t| &t.start),
+        limit,
+        |_| true,
+    );
+    let rv = token.as_ref().map_or(page.rv, |t| t.rv);
+    let next = page.next.map(|start| {
+        let raw = serde_json::to_vec(&ContinueToken { rv, start }).unwrap_or_default();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    });
+    let items: Vec<Bytes> = page.items.iter().map(|s| encoded(resource, s)).collect();
+    Ok(json_bytes(
+        StatusCode::OK,
+        list_body(resource, rv, next, page.remaining, &items),
+    ))
+}
+
+/// A `<Kind>List` body around already-encoded items.
+fn list_body(
+    resource: &ResourceType,
+    rv: u64,
+    next: Option<String>,
+    remaining: usize,
+    items: &[Bytes],
+) -> Bytes {
+    let mut metadata = json!({ "resourceVersion": rv.to_string() });
+    if let Some(next) = next {
+        metadata["continue"] = json!(next);
+        metadata["remainingItemCount"] = json!(remaining);
+    }
+    let head = format!(
+        "{{\"kind\":{},\"apiVersion\":{},\"metadata\":{},\"items\":[",
+        json!(resource.list_kind()),
+        json!(resource.api_version()),
+        metadata
+    );
+    let size = head.len() + items.iter().map(|i| i.len() + 1).sum::<usize>() + 2;
+    let mut body = Vec::with_capacity(size);
+    body.extend_from_slice(head.as_bytes());
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(item);
+    }
+    body.extend_from_slice(b"]}");
+    Bytes::from(body)
+}

@@ -1,0 +1,220 @@
+//! Watch streams: ADDED/MODIFIED/DELETED events in resourceVersion order, bookmarks, timeouts, initial
+//! events, and 410 Expired for resourceVersions older than the kept history.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, watch as signal};
+use tokio::time::{Instant, Interval};
+
+use super::resources::encoded;
+use super::{AppState, Query};
+use crate::registry::ResourceType;
+use crate::status::ApiError;
+use crate::store::{Change, Stored};
+
+/// Server-side default when a client gives no `timeoutSeconds` (the real server picks 30-60 minutes).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+struct Stream {
+    resource: Arc<ResourceType>,
+    namespace: Option<String>,
+    pending: VecDeque<Bytes>,
+    receiver: broadcast::Receiver<Arc<Change>>,
+    last_rv: u64,
+    bookmarks: Option<Interval>,
+    deadline: Instant,
+    cuts: signal::Receiver<u64>,
+    stopping: signal::Receiver<bool>,
+    done: bool,
+}
+
+fn event(kind: &str, object: &[u8]) -> Bytes {
+    let mut line = Vec::with_capacity(object.len() + 32);
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(kind.as_bytes());
+    line.extend_from_slice(b"\",\"object\":");
+    line.extend_from_slice(object);
+    line.extend_from_slice(b"}\n");
+    Bytes::from(line)
+}
+
+fn bookmark(resource: &ResourceType, rv: u64, initial_end: bool) -> Bytes {
+    let mut metadata =
+        json!({ "resourceVersion": rv.to_string(), "creationTimestamp": Value::Null });
+    if initial_end {
+        metadata["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
+    }
+    let object = json!({ "kind": resource.kind, "apiVersion": resource.api_version(), "metadata": metadata });
+    event("BOOKMARK", object.to_string().as_bytes())
+}
+
+fn error_event(error: &ApiError) -> Bytes {
+    event("ERROR", error.to_status().to_string().as_bytes())
+}
+
+impl Stream {
+    fn wanted(&self, change: &Change) -> bool {
+        *change.storage == *self.resource.storage
+            && self
+                .namespace
+                .as_deref()
+                .is_none_or(|ns| change.key.0 == ns)
+    }
+
+    fn wanted_object(&self, stored: &Stored) -> bool {
+        self.namespace
+            .as_deref()
+            .is_none_or(|ns| crate::meta::meta_str(&stored.object, "namespace") == ns)
+    }
+
+    fn change_event(&self, change: &Change) -> Bytes {
+        event(
+            change.event.as_str(),
+            &encoded(&self.resource, &change.stored),
+        )
+    }
+
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(line) = self.pending.pop_front() {
+                return Some(line);
+            }
+            if self.done {
+                return None;
+            }
+            let tick = async {
+                match self.bookmarks.as_mut() {
+                    Some(interval) => {
+                        interval.tick().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                received = self.receiver.recv() => match received {
+                    Ok(change) => {
+                        self.last_rv = change.rv;
+                        if self.wanted(&change) {
+                            return Some(self.change_event(&change));
+                        }
+                    }
+                    // A watcher too slow to keep up is closed, as the real server does; the client resumes
+                    // from its last resourceVersion.
+                    Err(_) => self.done = true,
+                },
+                () = tick => return Some(bookmark(&self.resource, self.last_rv, false)),
+                () = tokio::time::sleep_until(self.deadline) => self.done = true,
+                _ = self.cuts.changed() => self.done = true,
+                _ = self.stopping.changed() => self.done = true,
+            }
+        }
+    }
+}
+
+/// Starts a watch on `resource` (in `namespace`, or everywhere).
+pub fn serve(
+    state: &AppState,
+    resource: Arc<ResourceType>,
+    namespace: Option<&str>,
+    query: &Query,
+) -> Result<Response, ApiError> {
+    for selector in ["labelSelector", "fieldSelector"] {
+        if query.get(selector).is_some_and(|s| !s.is_empty()) {
+            return Err(ApiError::bad_request(format!(
+                "{selector} is not supported by this server"
+            )));
+        }
+    }
+    let flag = |name: &str| query.get(name).is_some_and(|v| v == "true" || v == "1");
+    let since = match query.get("resourceVersion").map(String::as_str) {
+        None | Some("" | "0") => None,
+        Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "resourceVersion: Invalid value: {rv:?}: must be a non-negative integer"
+            ))
+        })?),
+    };
+    let timeout =
+        match query.get("timeoutSeconds") {
+            Some(seconds) => Duration::from_secs(seconds.parse().map_err(|_| {
+                ApiError::bad_request(format!("invalid timeoutSeconds {seconds:?}"))
+            })?),
+            None => DEFAULT_TIMEOUT,
+        };
+    let bookmarks = flag("allowWatchBookmarks");
+    let initial_events = query.get("sendInitialEvents").map(|v| v == "true");
+    let cluster = &state.cluster;
+    let mut pending = VecDeque::new();
+    let subscription = match cluster.store.subscribe(&resource.storage, since) {
+        Ok(subscription) => subscription,
+        Err(error) => {
+            pending.push_back(error_event(&error));
+            return Ok(respond(futures::stream::iter(
+                pending.into_iter().map(Ok::<_, std::io::Error>),
+            )));
+        }
+    };
+    let mut stream = Stream {
+        namespace: namespace.map(ToString::to_string),
+        pending,
+        receiver: subscription.receiver,
+        last_rv: subscription.rv,
+        bookmarks: None,
+        deadline: Instant::now() + timeout,
+        cuts: cluster.faults.cuts(),
+        stopping: state.stopping.clone(),
+        done: false,
+        resource,
+    };
+    if since.is_none() && initial_events != Some(false) {
+        let lines: Vec<Bytes> = subscription
+            .snapshot
+            .iter()
+            .filter(|s| stream.wanted_object(s))
+            .map(|s| event("ADDED", &encoded(&stream.resource, s)))
+            .collect();
+        stream.pending.extend(lines);
+        if initial_events == Some(true) && bookmarks {
+            stream
+                .pending
+                .push_back(bookmark(&stream.resource, subscription.rv, true));
+        }
+    }
+    for change in &subscription.backlog {
+        if stream.wanted(change) {
+            let line = stream.change_event(change);
+            stream.pending.push_back(line);
+        }
+    }
+    if bookmarks {
+        let period = cluster.settings.bookmark_interval;
+        stream.bookmarks = Some(tokio::time::interval_at(Instant::now() + period, period));
+    }
+    let body = futures::stream::unfold(stream, |mut stream| async move {
+        stream
+            .next()
+            .await
+            .map(|line| (Ok::<_, std::io::Error>(line), stream))
+    });
+    Ok(respond(body))
+}
+
+fn respond<S>(body: S) -> Response
+where
+    S: futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+{
+    let mut response = Response::new(Body::from_stream(body));
+    *response.status_mut() = StatusCode::OK;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}

@@ -1,0 +1,304 @@
+//! Object metadata rules shared by every kind: names, uid, timestamps, generation, and what create and update
+//! may change.
+
+use serde_json::{Map, Value, json};
+
+use crate::registry::{GenerationPolicy, ResourceType};
+use crate::status::Cause;
+
+/// The current time as Kubernetes writes timestamps (RFC 3339, whole seconds, UTC).
+pub fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The metadata map of an object (created when missing).
+pub fn metadata_mut(object: &mut Value) -> &mut Map<String, Value> {
+    if !object.get("metadata").is_some_and(Value::is_object) {
+        object["metadata"] = json!({});
+    }
+    match object.get_mut("metadata").and_then(Value::as_object_mut) {
+        Some(meta) => meta,
+        None => unreachable!("metadata was just made an object"),
+    }
+}
+
+/// A metadata string field, or "".
+pub fn meta_str<'a>(object: &'a Value, field: &str) -> &'a str {
+    object
+        .get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// The object's finalizers.
+pub fn finalizers(object: &Value) -> Vec<String> {
+    object
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(ToString::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether the object is being deleted (has a deletionTimestamp).
+pub fn is_deleting(object: &Value) -> bool {
+    object
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
+}
+
+const NAME_CHARS: &str = "bcdfghjklmnpqrstvwxz2456789";
+
+/// `generateName` plus five random characters, as the API server does.
+pub fn generate_name(prefix: &str) -> String {
+    let chars: Vec<char> = NAME_CHARS.chars().collect();
+    let suffix: String = (0..5)
+        .map(|_| chars[fastrand::usize(..chars.len())])
+        .collect();
+    format!("{prefix}{suffix}")
+}
+
+fn is_dns_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= 63
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
+}
+
+/// Checks `metadata.name` against the kind's naming rule (DNS label or DNS subdomain).
+pub fn validate_name(resource: &ResourceType, name: &str) -> Option<Cause> {
+    let label_only =
+        !resource.custom && matches!(resource.plural.as_str(), "namespaces" | "services");
+    let valid = if label_only {
+        is_dns_label(name)
+    } else {
+        name.len() <= 253 && name.split('.').all(is_dns_label)
+    };
+    if valid {
+        return None;
+    }
+    let rule = if label_only {
+        "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+    } else {
+        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+    };
+    Some(Cause::invalid("metadata.name", &json!(name), rule))
+}
+
+/// Sets the fields the server owns on a new object: uid, creationTimestamp, generation; drops
+/// deletion fields and, when `status` is a subresource, the status.
+pub fn prepare_create(resource: &ResourceType, object: &mut Value, now: &str) {
+    if resource.status_subresource
+        && let Some(map) = object.as_object_mut()
+    {
+        map.remove("status");
+    }
+    let meta = metadata_mut(object);
+    meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+    meta.insert("creationTimestamp".into(), json!(now));
+    for field in [
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "resourceVersion",
+        "selfLink",
+    ] {
+        meta.remove(field);
+    }
+    if !resource.namespaced {
+        meta.remove("namespace");
+    }
+    if resource.generation == GenerationPolicy::None {
+        meta.remove("generation");
+    } else {
+        meta.insert("generation".into(), json!(1));
+    }
+}
+
+/// Which part of an object a write addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The main endpoint: everything except a status subresource.
+    Main,
+    /// The `status` subresource: only the status.
+    Status,
+}
+
+/// Carries over from `old` what an update may not change and recomputes the generation.
+pub fn prepare_update(
+    resource: &ResourceType,
+    old: &Value,
+    new: &mut Value,
+    part: Part,
+) -> Result<(), Cause> {
+    if part == Part::Status {
+        let status = new.get("status").cloned();
+        let managed = new.pointer("/metadata/managedFields").cloned();
+        *new = old.clone();
+        match (status, new.as_object_mut()) {
+            (Some(status), Some(map)) => {
+                map.insert("status".into(), status);
+            }
+            (None, Some(map)) => {
+                map.remove("status");
+            }
+            _ => {}
+        }
+        if let Some(managed) = managed {
+            metadata_mut(new).insert("managedFields".into(), managed);
+        }
+        return Ok(());
+    }
+    if resource.status_subresource
+        && let Some(map) = new.as_object_mut()
+    {
+        match old.get("status") {
+            Some(status) => map.insert("status".into(), status.clone()),
+            None => map.remove("status"),
+        };
+    }
+    let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    if is_deleting(old) {
+        let old_finalizers = finalizers(old);
+        if let Some(added) = finalizers(new)
+            .into_iter()
+            .find(|f| !old_finalizers.contains(f))
+        {
+            return Err(Cause::forbidden(
+                "metadata.finalizers",
+                &format!(
+                    "no new finalizers can be added if the object is being deleted, found new finalizers []string{{{added:?}}}"
+                ),
+            ));
+        }
+    }
+    let meta = metadata_mut(new);
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+    ] {
+        match old_meta.get(field) {
+            Some(value) => meta.insert(field.into(), value.clone()),
+            None => meta.remove(field),
+        };
+    }
+    meta.remove("selfLink");
+    if generation_changed(resource, old, new)
+        && let Some(generation) = old_meta.get("generation").and_then(Value::as_i64)
+    {
+        metadata_mut(new).insert("generation".into(), json!(generation + 1));
+    }
+    Ok(())
+}
+
+fn generation_changed(resource: &ResourceType, old: &Value, new: &Value) -> bool {
+    let field = |object: &Value, name: &str| object.get(name).cloned().unwrap_or(Value::Null);
+    match resource.generation {
+        GenerationPolicy::None => false,
+        GenerationPolicy::Spec => field(old, "spec") != field(new, "spec"),
+        GenerationPolicy::SpecAndAnnotations => {
+            field(old, "spec") != field(new, "spec")
+                || old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations")
+        }
+        GenerationPolicy::Content => {
+            let content = |object: &Value| {
+                let mut map = object.as_object().cloned().unwrap_or_default();
+                map.remove("metadata");
+                if resource.status_subresource {
+                    map.remove("status");
+                }
+                map
+            };
+            content(old) != content(new)
+        }
+    }
+}
+
+/// Whether an update changes nothing (apart from the resourceVersion the client sent).
+pub fn is_noop(old: &Value, new: &Value) -> bool {
+    let strip = |object: &Value| {
+        let mut object = object.clone();
+        if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("resourceVersion");
+            meta.remove("managedFields");
+        }
+        object
+    };
+    strip(old) == strip(new)
+}
+
+/// Marks an object as being deleted: deletionTimestamp, a zero grace period, and a generation bump.
+pub fn mark_deleting(object: &mut Value, now: &str) {
+    if is_deleting(object) {
+        return;
+    }
+    let meta = metadata_mut(object);
+    if let Some(generation) = meta.get("generation").and_then(Value::as_i64) {
+        meta.insert("generation".into(), json!(generation + 1));
+    }
+    meta.insert("deletionTimestamp".into(), json!(now));
+    meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::builtins;
+
+    fn deployment_type() -> ResourceType {
+        builtins()
+            .into_iter()
+            .find(|r| r.kind == "Deployment")
+            .unwrap()
+    }
+
+    #[test]
+    fn status_writes_keep_the_generation() {
+        let resource = deployment_type();
+        let mut old = json!({ "metadata": { "name": "d" }, "spec": { "replicas": 1 } });
+        prepare_create(&resource, &mut old, "2026-01-01T00:00:00Z");
+        let mut new = old.clone();
+        new["status"] = json!({ "replicas": 1 });
+        new["spec"]["replicas"] = json!(5);
+        prepare_update(&resource, &old, &mut new, Part::Status).unwrap();
+        assert_eq!(new["metadata"]["generation"], 1);
+        assert_eq!(
+            new["spec"]["replicas"], 1,
+            "status writes leave the spec alone"
+        );
+        assert_eq!(new["status"]["replicas"], 1);
+    }
+
+    #[test]
+    fn spec_changes_bump_the_generation_and_main_writes_keep_status() {
+        let resource = deployment_type();
+        let mut old = json!({ "metadata": { "name": "d" }, "spec": { "replicas": 1 } });
+        prepare_create(&resource, &mut old, "2026-01-01T00:00:00Z");
+        old["status"] = json!({ "replicas": 1 });
+        let mut new = old.clone();
+        new["spec"]["replicas"] = json!(2);
+        new["status"] = json!({ "replicas": 9 });
+        prepare_update(&resource, &old, &mut new, Part::Main).unwrap();
+        assert_eq!(new["metadata"]["generation"], 2);
+        assert_eq!(new["status"]["replicas"], 1);
+    }
+
+    #[test]
+    fn names_follow_dns_rules() {
+        let resource = deployment_type();
+        assert!(validate_name(&resource, "web.v1").is_none());
+        assert!(validate_name(&resource, "Web").is_some());
+        assert!(validate_name(&resource, "-web").is_some());
+    }
+}

@@ -1,0 +1,215 @@
+//! Deletion: ownerReference garbage collection (background, foreground, orphan), deletecollection and
+//! namespace termination, through the real kube client.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::Resource;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use serde_json::json;
+
+use autopilot_testkit::ApiServer;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn config_map(name: &str) -> ConfigMap {
+    serde_json::from_value(json!({ "metadata": { "name": name } })).unwrap()
+}
+
+fn owned_by(name: &str, owner: &ConfigMap, block: bool) -> ConfigMap {
+    let mut dependent = config_map(name);
+    let mut reference = owner.controller_owner_ref(&()).unwrap();
+    reference.block_owner_deletion = Some(block);
+    dependent.metadata.owner_references = Some(vec![reference]);
+    dependent
+}
+
+async fn eventually_gone(api: &Api<ConfigMap>, name: &str) {
+    let until = tokio::time::Instant::now() + DEADLINE;
+    while api.get_opt(name).await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "{name} was never deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn deleting_an_owner_garbage_collects_its_dependents() {
+    let server = ApiServer::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let owner = api
+        .create(&PostParams::default(), &config_map("owner"))
+        .await
+        .unwrap();
+    let other = api
+        .create(&PostParams::default(), &config_map("other-owner"))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &owned_by("child", &owner, false))
+        .await
+        .unwrap();
+    let mut shared = owned_by("shared", &owner, false);
+    let mut second = other.controller_owner_ref(&()).unwrap();
+    second.controller = Some(false);
+    shared
+        .metadata
+        .owner_references
+        .as_mut()
+        .unwrap()
+        .push(second);
+    api.create(&PostParams::default(), &shared).await.unwrap();
+
+    api.delete("owner", &DeleteParams::background())
+        .await
+        .unwrap();
+    eventually_gone(&api, "child").await;
+    // A dependent with another live owner stays, minus the reference to the deleted owner.
+    let until = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let shared = api.get("shared").await.unwrap();
+        let refs = shared.metadata.owner_references.unwrap_or_default();
+        if refs.len() == 1 {
+            assert_eq!(refs[0].name, "other-owner");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the dangling reference was never removed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn foreground_deletion_removes_dependents_before_the_owner() {
+    let server = ApiServer::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let owner = api
+        .create(&PostParams::default(), &config_map("owner"))
+        .await
+        .unwrap();
+    let mut child = owned_by("child", &owner, true);
+    child.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    api.create(&PostParams::default(), &child).await.unwrap();
+
+    api.delete("owner", &DeleteParams::foreground())
+        .await
+        .unwrap();
+    let until = tokio::time::Instant::now() + DEADLINE;
+    while api
+        .get("child")
+        .await
+        .unwrap()
+        .metadata
+        .deletion_timestamp
+        .is_none()
+    {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the dependent was never deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let waiting = api.get("owner").await.unwrap();
+    assert!(
+        waiting
+            .metadata
+            .finalizers
+            .unwrap()
+            .contains(&"foregroundDeletion".to_string())
+    );
+
+    let release = json!({ "metadata": { "finalizers": null } });
+    api.patch(
+        "child",
+        &Default::default(),
+        &kube::api::Patch::Merge(release),
+    )
+    .await
+    .unwrap();
+    eventually_gone(&api, "child").await;
+    eventually_gone(&api, "owner").await;
+}
+
+#[tokio::test]
+async fn orphan_deletion_keeps_dependents_without_the_reference() {
+    let server = ApiServer::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let owner = api
+        .create(&PostParams::default(), &config_map("owner"))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &owned_by("child", &owner, false))
+        .await
+        .unwrap();
+    api.delete("owner", &DeleteParams::orphan()).await.unwrap();
+    eventually_gone(&api, "owner").await;
+    let child = api.get("child").await.unwrap();
+    assert!(
+        child
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn deletecollection_removes_every_object_of_the_namespace() {
+    let server = ApiServer::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+    for name in ["a", "b", "c"] {
+        api.create(&PostParams::default(), &config_map(name))
+            .await
+            .unwrap();
+    }
+    api.delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await
+        .unwrap();
+    assert!(
+        api.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_namespace_takes_its_content_along() {
+    let server = ApiServer::start().await.unwrap();
+    let namespaces: Api<Namespace> = Api::all(server.client());
+    let namespace: Namespace =
+        serde_json::from_value(json!({ "metadata": { "name": "team" } })).unwrap();
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "team");
+    api.create(&PostParams::default(), &config_map("a"))
+        .await
+        .unwrap();
+    namespaces
+        .delete("team", &DeleteParams::default())
+        .await
+        .unwrap();
+    let until = tokio::time::Instant::now() + DEADLINE;
+    while namespaces.get_opt("team").await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the namespace never went away"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        api.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}

@@ -1,0 +1,195 @@
+//! Watches through the real kube client and kube-runtime's watcher: ordering, bookmarks, 410 Expired and
+//! re-listing after compaction.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::runtime::watcher;
+use serde_json::json;
+
+use autopilot_testkit::{ApiServer, ServerOptions};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn config_map(name: &str) -> ConfigMap {
+    serde_json::from_value(json!({ "metadata": { "name": name }, "data": { "n": "0" } })).unwrap()
+}
+
+fn rv(cm: &ConfigMap) -> String {
+    cm.metadata.resource_version.clone().unwrap()
+}
+
+#[tokio::test]
+async fn a_watch_from_a_resource_version_sees_later_changes_in_order() {
+    let server = ApiServer::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let first = api
+        .create(&PostParams::default(), &config_map("a"))
+        .await
+        .unwrap();
+    api.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "data": { "n": "1" } })),
+    )
+    .await
+    .unwrap();
+    api.create(&PostParams::default(), &config_map("b"))
+        .await
+        .unwrap();
+    api.delete("a", &DeleteParams::default()).await.unwrap();
+
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(30), &rv(&first))
+        .await
+        .unwrap()
+        .boxed();
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let event = tokio::time::timeout(DEADLINE, stream.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen.push(match event {
+            WatchEvent::Added(cm) => format!("ADDED {}", cm.metadata.name.unwrap()),
+            WatchEvent::Modified(cm) => format!("MODIFIED {}", cm.metadata.name.unwrap()),
+            WatchEvent::Deleted(cm) => format!("DELETED {}", cm.metadata.name.unwrap()),
+            other => panic!("unexpected {other:?}"),
+        });
+    }
+    assert_eq!(seen, vec!["MODIFIED a", "ADDED b", "DELETED a"]);
+}
+
+#[tokio::test]
+async fn bookmarks_carry_the_latest_resource_version() {
+    let options = ServerOptions::default().bookmark_interval(Duration::from_millis(50));
+    let server = ApiServer::start_with(options).await.unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let created = api
+        .create(&PostParams::default(), &config_map("a"))
+        .await
+        .unwrap();
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(30), &rv(&created))
+        .await
+        .unwrap()
+        .boxed();
+    let event = tokio::time::timeout(DEADLINE, stream.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    match event {
+        WatchEvent::Bookmark(bookmark) => {
+            assert_eq!(bookmark.metadata.resource_version, rv(&created))
+        }
+        other => panic!("expected a bookmark, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_watch_ends_after_its_timeout() {
+    let server = ApiServer::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let created = api
+        .create(&PostParams::default(), &config_map("a"))
+        .await
+        .unwrap();
+    let mut stream = api
+        .watch(&WatchParams::default().timeout(1), &rv(&created))
+        .await
+        .unwrap()
+        .boxed();
+    let end = tokio::time::timeout(DEADLINE, stream.try_next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(end.is_none(), "the stream ends without events: {end:?}");
+}
+
+#[tokio::test]
+async fn a_watch_from_a_compacted_resource_version_gets_410_expired() {
+    let server = ApiServer::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let created = api
+        .create(&PostParams::default(), &config_map("a"))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &config_map("b"))
+        .await
+        .unwrap();
+    server.faults().compact();
+    let mut stream = api
+        .watch(&WatchParams::default(), &rv(&created))
+        .await
+        .unwrap()
+        .boxed();
+    match tokio::time::timeout(DEADLINE, stream.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+    {
+        WatchEvent::Error(status) => {
+            assert_eq!((status.code, status.reason.as_str()), (410, "Expired"));
+        }
+        other => panic!("expected a 410 ERROR event, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn kube_runtime_watcher_relists_after_410_and_carries_on() {
+    let server = ApiServer::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+    api.create(&PostParams::default(), &config_map("before"))
+        .await
+        .unwrap();
+    let mut events = watcher(api.clone(), watcher::Config::default()).boxed();
+    let mut relisted = 0;
+    let mut saw_after = false;
+    let mut errors = 0;
+    let until = tokio::time::Instant::now() + DEADLINE;
+    let mut cut = false;
+    while !saw_after {
+        let next = tokio::time::timeout_at(until, events.next())
+            .await
+            .expect("watcher stalled")
+            .unwrap();
+        match next {
+            Ok(watcher::Event::InitDone) => {
+                relisted += 1;
+                if !cut {
+                    // The watcher now watches from the list's resourceVersion: make that history vanish
+                    // while it is disconnected, so its resumed watch gets 410 Expired.
+                    cut = true;
+                    api.create(&PostParams::default(), &config_map("during"))
+                        .await
+                        .unwrap();
+                    server.faults().compact();
+                    server.faults().cut_watches();
+                } else {
+                    api.create(&PostParams::default(), &config_map("after"))
+                        .await
+                        .unwrap();
+                }
+            }
+            Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) => {
+                if cm.metadata.name.as_deref() == Some("after") {
+                    saw_after = true;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => errors += 1,
+        }
+    }
+    assert!(
+        relisted >= 2,
+        "the watcher re-listed after the 410 (lists: {relisted})"
+    );
+    assert!(errors >= 1, "the 410 surfaced as a watcher error");
+}
