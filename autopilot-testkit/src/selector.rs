@@ -13,7 +13,7 @@
 mod field;
 mod label;
 
-pub use field::{FieldSelector, escape_field_value, supported_field_labels};
+pub use field::{FieldSelector, crd_field_labels, escape_field_value, supported_field_labels};
 pub use label::LabelSelector;
 
 /// A selector could not be parsed; the message is the one the API server returns (as a 400).

@@ -71,12 +71,9 @@ impl FieldSelector {
     /// let err = selector.check_supported(supported_field_labels("v1", "ConfigMap")).unwrap_err();
     /// assert_eq!(err.to_string(), "field label not supported: spec.nodeName");
     /// ```
-    pub fn check_supported(&self, supported: &[&str]) -> Result<(), SelectorError> {
-        match self
-            .terms
-            .iter()
-            .find(|t| !supported.contains(&t.field.as_str()))
-        {
+    pub fn check_supported<S: AsRef<str>>(&self, supported: &[S]) -> Result<(), SelectorError> {
+        let known = |field: &str| supported.iter().any(|s| s.as_ref() == field);
+        match self.terms.iter().find(|t| !known(&t.field)) {
             Some(term) => Err(SelectorError::Field {
                 message: format!("field label not supported: {}", term.field),
             }),
@@ -148,6 +145,33 @@ pub fn supported_field_labels(api_version: &str, kind: &str) -> &'static [&'stat
         }
         _ => META,
     }
+}
+
+/// The field selector paths the API server accepts for a custom resource of one CRD version
+/// (an element of `spec.versions`): `metadata.name`, `metadata.namespace` when namespaced,
+/// and the version's `selectableFields`.
+///
+/// ```
+/// use autopilot_testkit::selector::crd_field_labels;
+/// use serde_json::json;
+///
+/// let version = json!({"name": "v1", "selectableFields": [{"jsonPath": ".spec.color"}]});
+/// assert_eq!(crd_field_labels(&version, true), ["metadata.name", "metadata.namespace", "spec.color"]);
+/// ```
+pub fn crd_field_labels(version: &Value, namespaced: bool) -> Vec<String> {
+    let mut labels = vec!["metadata.name".to_string()];
+    if namespaced {
+        labels.push("metadata.namespace".into());
+    }
+    let selectable = version.get("selectableFields").and_then(Value::as_array);
+    labels.extend(
+        selectable
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.get("jsonPath").and_then(Value::as_str))
+            .map(|path| path.trim_start_matches('.').to_string()),
+    );
+    labels
 }
 
 /// The text of a dotted field path in an object, as the server's field sets hold it.
@@ -342,6 +366,21 @@ mod tests {
         assert_eq!(
             supported_field_labels("apps/v1", "Deployment"),
             &["metadata.name", "metadata.namespace"]
+        );
+    }
+
+    #[test]
+    fn custom_resource_labels() {
+        let version = json!({"selectableFields": [{"jsonPath": ".spec.color"}, {"jsonPath": ".status.phase"}]});
+        let cluster = crd_field_labels(&version, false);
+        assert_eq!(cluster, ["metadata.name", "spec.color", "status.phase"]);
+        let selector = FieldSelector::parse("spec.color=red").unwrap();
+        assert!(selector.check_supported(&cluster).is_ok());
+        assert!(selector.matches(&json!({"spec": {"color": "red"}})));
+        let namespace = FieldSelector::parse("metadata.namespace=a").unwrap();
+        assert_eq!(
+            namespace.check_supported(&cluster).unwrap_err().to_string(),
+            "field label not supported: metadata.namespace"
         );
     }
 }
