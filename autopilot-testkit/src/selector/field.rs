@@ -174,15 +174,40 @@ pub fn crd_field_labels(version: &Value, namespaced: bool) -> Vec<String> {
     labels
 }
 
-/// The text of a dotted field path in an object, as the server's field sets hold it.
+/// Fields whose typed zero value the server's field sets hold when the object omits them.
+const ZERO_FALSE: &[&str] = &["spec.hostNetwork", "spec.unschedulable"];
+const ZERO_NUMBER: &[&str] = &["status.replicas", "status.successful"];
+
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The text of a dotted field path in an object, as the server's field sets hold it: scalars as
+/// text, absent typed booleans and counts as `false` and `0`, lists (such as `status.podIPs`)
+/// joined by commas, and Event's `source` as its component.
 fn field_value(object: &Value, path: &str) -> String {
     let found = path
         .split('.')
         .try_fold(object, |value, segment| value.get(segment));
+    let found = match (path, found) {
+        ("source", Some(source)) => source.get("component"),
+        ("reportingComponent", None) => object.get("reportingController"),
+        (_, found) => found,
+    };
     match found {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Bool(b)) => b.to_string(),
-        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|item| scalar_text(item).or_else(|| item.get("ip").and_then(scalar_text)))
+            .collect::<Vec<_>>()
+            .join(","),
+        Some(value) if !value.is_null() => scalar_text(value).unwrap_or_default(),
+        _ if ZERO_FALSE.contains(&path) => "false".into(),
+        _ if ZERO_NUMBER.contains(&path) => "0".into(),
         _ => String::new(),
     }
 }
@@ -382,5 +407,17 @@ mod tests {
             namespace.check_supported(&cluster).unwrap_err().to_string(),
             "field label not supported: metadata.namespace"
         );
+    }
+
+    #[test]
+    fn typed_field_values() {
+        let pod = json!({"status": {"podIPs": [{"ip": "10.0.0.1"}, {"ip": "fd00::1"}]}});
+        let matches =
+            |expr: &str, object: &Value| FieldSelector::parse(expr).unwrap().matches(object);
+        assert!(matches(r"status.podIPs=10.0.0.1\,fd00::1", &pod));
+        assert!(matches("spec.hostNetwork=false", &pod));
+        assert!(matches("status.replicas=0", &json!({})));
+        let event = json!({"source": {"component": "kubelet"}, "reportingController": "kubelet"});
+        assert!(matches("source=kubelet,reportingComponent=kubelet", &event));
     }
 }
