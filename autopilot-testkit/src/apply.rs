@@ -142,6 +142,28 @@ pub enum ApplyError {
         /// The JSON type that was sent.
         found: &'static str,
     },
+    /// The configuration does not fit the type, e.g. a container without `name` (HTTP 500, as
+    /// the server answers).
+    #[error("failed to create typed patch object ({gvk}): {message}")]
+    Typed {
+        /// The kind as Go prints it, e.g. `apps/v1, Kind=Deployment`.
+        gvk: String,
+        /// What does not fit.
+        message: String,
+    },
+}
+
+impl ApplyError {
+    /// The HTTP status the API server answers with for this error.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            Self::Conflict { .. } => 409,
+            Self::ManagedFieldsNotNil | Self::VersionMismatch { .. } | Self::NotAnObject { .. } => {
+                400
+            }
+            Self::Typed { .. } => 500,
+        }
+    }
 }
 
 fn conflict_message(conflicts: &[Conflict]) -> String {
@@ -453,6 +475,13 @@ pub fn apply_with_schema(req: ApplyRequest, schema: Option<&Value>) -> Result<Va
         });
     }
     let config = scope_to_subresource(req.applied, req.subresource);
+    if let Some(message) = fieldset::missing_list_key(&config, &shape) {
+        let gvk = match req.api_version.contains('/') {
+            true => format!("{}, Kind={}", req.api_version, req.kind),
+            false => format!("/{}, Kind={}", req.api_version, req.kind),
+        };
+        return Err(ApplyError::Typed { gvk, message });
+    }
     let nothing = Value::Object(Map::new());
     let live = req.live.unwrap_or(&nothing);
     let mut entries = decode_entries(req.live);

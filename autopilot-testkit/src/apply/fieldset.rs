@@ -296,6 +296,59 @@ fn list_kind_at(shape: &Shape, types: &[TypeStep]) -> ListKind {
     shape.list_kind(types)
 }
 
+/// The first item of a map list that lacks one of the list's key fields (without a default),
+/// in the field manager's words: `.spec.containers: element 0: associative list with keys has
+/// an element that omits key field "name" (and doesn't have default value)`.
+pub(crate) fn missing_list_key(value: &Value, shape: &Shape) -> Option<String> {
+    fn walk(
+        value: &Value,
+        path: &mut Vec<String>,
+        types: &mut Vec<TypeStep>,
+        shape: &Shape,
+    ) -> Option<String> {
+        match value {
+            Value::Object(map) => map.iter().find_map(|(key, child)| {
+                path.push(format!(".{key}"));
+                types.push(TypeStep::Field(key.clone()));
+                let found = walk(child, path, types, shape);
+                types.pop();
+                path.pop();
+                found
+            }),
+            Value::Array(items) => {
+                let kind = shape.list_kind(types);
+                if let ListKind::Map(keys) = &kind {
+                    for (i, item) in items.iter().enumerate() {
+                        let missing = keys
+                            .iter()
+                            .find(|k| item.get(k.as_str()).is_none() && *k != "protocol");
+                        if let Some(key) = missing {
+                            return Some(format!(
+                                "{}: element {i}: associative list with keys has an element that omits key field \"{key}\" (and doesn't have default value)",
+                                path.concat()
+                            ));
+                        }
+                    }
+                }
+                if kind == ListKind::Atomic {
+                    return None;
+                }
+                types.push(TypeStep::Item);
+                let found = items.iter().find_map(|item| {
+                    path.push(display_path(&vec![item_element(&kind, item)]));
+                    let found = walk(item, path, types, shape);
+                    path.pop();
+                    found
+                });
+                types.pop();
+                found
+            }
+            _ => None,
+        }
+    }
+    walk(value, &mut Vec::new(), &mut Vec::new(), shape)
+}
+
 /// The field set a value claims when applied: leaves, set/map list items and empty objects.
 pub(crate) fn field_set(value: &Value, shape: &Shape) -> FieldSet {
     fn walk(

@@ -485,3 +485,28 @@ fn old_updaters_merge_into_ancient_changes() {
     assert!(!managers.contains(&"m00".to_string()) && !managers.contains(&"m02".to_string()));
     assert!(managers.contains(&"m11".to_string()));
 }
+
+#[test]
+fn list_items_without_their_key_are_refused() {
+    let config = deployment(
+        json!({"template": {"spec": {"containers": [{"name": "a"}, {"image": "x",
+        "ports": [{"containerPort": 80}]}]}}}),
+    );
+    let err = apply(request(None, &config, "ci", false)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "failed to create typed patch object (apps/v1, Kind=Deployment): .spec.template.spec.containers: element 1: associative list with keys has an element that omits key field \"name\" (and doesn't have default value)"
+    );
+    assert_eq!(err.status_code(), 500);
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "a", "ports": [{"protocol": "UDP"}]}]}});
+    let req = ApplyRequest {
+        api_version: "v1",
+        kind: "Pod",
+        ..request(None, &pod, "ci", false)
+    };
+    assert_eq!(
+        apply(req).unwrap_err().to_string(),
+        "failed to create typed patch object (/v1, Kind=Pod): .spec.containers[name=\"a\"].ports: element 0: associative list with keys has an element that omits key field \"containerPort\" (and doesn't have default value)"
+    );
+}
