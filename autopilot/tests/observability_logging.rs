@@ -1,29 +1,9 @@
 //! Log set-up: JSON lines carry the reconcile span's fields, text lines too, and the filter drops levels.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod observability_support;
 
-use autopilot::observability::{LogConfig, LogFormat, LoggingError, reconcile_span, subscriber};
-
-/// A writer that keeps everything written to it.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
+use autopilot::observability::{LogConfig, LogFormat, LoggingError, subscriber};
+use observability_support::Captured;
 
 fn log_inside_a_reconcile(format: LogFormat, filter: &str) -> String {
     let out = Captured::default();
@@ -34,7 +14,13 @@ fn log_inside_a_reconcile(format: LogFormat, filter: &str) -> String {
     };
     let subscriber = subscriber(&config, move || writer.clone()).unwrap();
     tracing::subscriber::with_default(subscriber, || {
-        let span = reconcile_span("canary", "shop/podinfo", "Waiting", 7);
+        let span = tracing::info_span!(
+            "reconcile",
+            kind = "Canary",
+            object = "shop/podinfo",
+            generation = 7,
+            phase = "Waiting"
+        );
         let _entered = span.enter();
         tracing::info!(weight = 20, "raised canary weight");
         tracing::debug!("a detail the filter drops");
@@ -56,7 +42,7 @@ fn json_lines_carry_object_phase_and_generation() {
     assert_eq!(line["fields"]["weight"], 20);
     let span = &line["span"];
     assert_eq!(span["name"], "reconcile");
-    assert_eq!(span["controller"], "canary");
+    assert_eq!(span["kind"], "Canary");
     assert_eq!(span["object"], "shop/podinfo");
     assert_eq!(span["phase"], "Waiting");
     assert_eq!(span["generation"], 7);
@@ -71,7 +57,7 @@ fn text_lines_carry_the_span_fields_and_debug_shows_when_enabled() {
     assert!(lines[0].contains("INFO"), "{text}");
     assert!(
         lines[0].contains(
-            r#"reconcile{controller="canary" object="shop/podinfo" phase="Waiting" generation=7}"#
+            r#"reconcile{kind="Canary" object="shop/podinfo" generation=7 phase="Waiting"}"#
         ),
         "{text}"
     );

@@ -237,12 +237,13 @@ impl Leadership {
 
     /// Waits until this replica leads. Never returns when the election has ended without leading.
     pub async fn wait_until_leader(&mut self) {
-        if self
+        let leads = self
             .status
             .wait_for(|s| *s == LeaderStatus::Leader)
             .await
-            .is_err()
-        {
+            .is_ok();
+        // An ended election keeps its last value, which may still read "leader": it never leads again.
+        if !leads || self.status.has_changed().is_err() {
             std::future::pending::<()>().await;
         }
     }

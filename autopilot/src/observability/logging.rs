@@ -123,20 +123,3 @@ pub fn init_logging(config: &LogConfig) -> Result<(), LoggingError> {
         .try_init()
         .map_err(LoggingError::AlreadyInstalled)
 }
-
-/// The span the runtime opens around each reconcile, so every log line inside carries the object reference,
-/// phase and generation. Field names are fixed here so dashboards and log queries can rely on them.
-///
-/// ```
-/// let span = autopilot::observability::reconcile_span("canary", "default/podinfo", "Waiting", 3);
-/// let _entered = span.enter();
-/// tracing::info!("checking metrics");
-/// ```
-pub fn reconcile_span(
-    controller: &str,
-    object: &str,
-    phase: &str,
-    generation: i64,
-) -> tracing::Span {
-    tracing::info_span!("reconcile", controller, object, phase, generation)
-}

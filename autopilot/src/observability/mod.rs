@@ -5,7 +5,7 @@
 //! - [`Health`]: the state behind `/healthz` and `/readyz`.
 //! - [`serve`]: the axum server that exposes both.
 //! - [`RuntimeObserver`]: the runtime hooks that keep both in step with the controllers.
-//! - [`init_logging`]: text or JSON logs with env-filter levels; [`reconcile_span`] names the span fields.
+//! - [`init_logging`]: text or JSON logs with env-filter levels.
 
 mod hooks;
 mod logging;
@@ -14,8 +14,7 @@ mod server;
 
 pub use hooks::RuntimeObserver;
 pub use logging::{
-    DEFAULT_LOG_FILTER, LogConfig, LogFormat, LoggingError, init_logging, reconcile_span,
-    subscriber,
+    DEFAULT_LOG_FILTER, LogConfig, LogFormat, LoggingError, init_logging, subscriber,
 };
 pub use metrics::{Metrics, ReconcileResult};
 pub use server::{Health, OPENMETRICS_CONTENT_TYPE, Readiness, ServerError, bind, router, serve};

@@ -310,8 +310,15 @@ impl<K: Autopilot> Operator<K> {
             let kind = kind.clone();
             let store = store.clone();
             tokio::spawn(async move {
-                if store.wait_until_ready().await.is_ok() {
-                    hooks.each(|h| h.caches_synced(&kind));
+                // The store's ready signal wakes only its most recent waiter, and the controller waits on
+                // it too: poll again now and then rather than rely on being woken.
+                loop {
+                    let ready = store.wait_until_ready();
+                    match tokio::time::timeout(std::time::Duration::from_millis(100), ready).await {
+                        Ok(Ok(())) => break hooks.each(|h| h.caches_synced(&kind)),
+                        Ok(Err(_)) => break, // the controller stopped before the first list
+                        Err(_) => {}
+                    }
                 }
             })
         };

@@ -110,7 +110,17 @@ impl<K: Autopilot> Reconciler<K> {
             namespace: namespace.as_deref(),
             name: &name,
         };
-        let span = info_span!("reconcile", kind = %self.kind, namespace = namespace.as_deref(), name = %name);
+        // `object` rather than `name`: JSON log lines already use `name` for the span's own name.
+        let object = namespace
+            .as_deref()
+            .map_or_else(|| name.clone(), |ns| format!("{ns}/{name}"));
+        let span = info_span!(
+            "reconcile",
+            kind = %self.kind,
+            object = %object,
+            generation = obj.meta().generation,
+            phase = tracing::field::Empty, // recorded once the status is read
+        );
         self.hooks.each(|h| h.reconcile_started(&key));
         let started = Instant::now();
         let result = self.step(obj, &key).instrument(span).await;
@@ -176,6 +186,7 @@ impl<K: Autopilot> Reconciler<K> {
             }
         };
 
+        tracing::Span::current().record("phase", phase.name());
         let ctx = Context::new(Arc::clone(&self.shared), Arc::clone(&obj), phase);
         let runnable = !stopped(&status, generation) && Some(phase) != K::Phase::finalizer();
         let run = runnable

@@ -1,6 +1,8 @@
 //! Scraping helpers shared by the observability and leader tests.
 #![allow(dead_code)]
 
+pub mod drill;
+
 use std::net::SocketAddr;
 
 use autopilot::observability::{Health, Metrics, bind, serve};
@@ -77,4 +79,24 @@ pub fn sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 #[track_caller]
 pub fn assert_sample(text: &str, series: &str, value: f64) {
     assert_eq!(sample(text, series), Some(value), "{series} in\n{text}");
+}
+
+/// A log writer that keeps everything written to it.
+#[derive(Clone, Default)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
 }
