@@ -425,6 +425,8 @@ fn compare_node(
 ) {
     let container = match (old, new) {
         (None, None) => return,
+        // Identical subtrees hold no changes (the common case for most of an object).
+        (Some(o), Some(n)) if o == n && !path.is_empty() => return,
         (Some(Value::Object(o)), Some(Value::Object(n))) => {
             compare_maps(Some(o), Some(n), path, types, shape, out);
             true
@@ -499,10 +501,18 @@ fn compare_node(
         (Some(_), None) => {
             out.removed.0.insert(path.clone());
         }
-        (Some(o), Some(n)) if !container && o != n => {
+        (Some(o), Some(n)) if !container && !same_scalar(o, n) => {
             out.modified.0.insert(path.clone());
         }
         _ => {}
+    }
+}
+
+/// Equal values, numbers compared by value (`1` and `1.0` are the same).
+fn same_scalar(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => a == b,
     }
 }
 
