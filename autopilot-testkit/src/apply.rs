@@ -387,6 +387,29 @@ fn never_owned() -> FieldSet {
     )
 }
 
+/// The manager name the server records when a write names no `fieldManager`: the User-Agent up
+/// to its first `/`, printable characters only, cut after 128 bytes (`kubectl/v1.32.0 (linux)` →
+/// `kubectl`).
+///
+/// ```
+/// use autopilot_testkit::apply::manager_from_user_agent;
+///
+/// assert_eq!(manager_from_user_agent("kubectl/v1.32.0 (linux/amd64) kubernetes/abc"), "kubectl");
+/// assert_eq!(manager_from_user_agent("kube-rs"), "kube-rs");
+/// ```
+pub fn manager_from_user_agent(user_agent: &str) -> String {
+    let prefix = user_agent.split('/').next().unwrap_or_default();
+    let mut manager = String::new();
+    for c in prefix.chars().filter(|c| !c.is_control()) {
+        // The server stops once it has more than 128 bytes.
+        if manager.len() > 128 {
+            break;
+        }
+        manager.push(c);
+    }
+    manager
+}
+
 /// Whether an API version belongs to a group the API server itself serves (whose types have
 /// known list merge keys), as opposed to a custom resource's group.
 pub fn is_builtin_api_version(api_version: &str) -> bool {
