@@ -264,3 +264,84 @@ impl<P: PhaseEnum, F> Status<P, F> {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+    use crate::__doc::RolloutPhase;
+
+    type S = Status<RolloutPhase>;
+
+    #[test]
+    fn history_is_bounded_and_keeps_the_latest() {
+        let mut status = S::default();
+        let at = now();
+        for i in 0..7 {
+            let phase = if i % 2 == 0 {
+                RolloutPhase::Starting
+            } else {
+                RolloutPhase::Waiting
+            };
+            status.enter(phase, Some(format!("step {i}")), &at, 3);
+        }
+        let messages: Vec<_> = status
+            .history
+            .iter()
+            .map(|h| h.message.clone().unwrap())
+            .collect();
+        assert_eq!(messages, ["step 4", "step 5", "step 6"]);
+        assert_eq!(status.recorded_phase(), Ok(Some(RolloutPhase::Starting)));
+        assert_eq!(status.message.as_deref(), Some("step 6"));
+    }
+
+    #[test]
+    fn a_condition_keeps_its_transition_time_until_its_status_flips() {
+        let mut status = S::default();
+        status.set_condition(condition::READY, false, "Starting", "", Some(1));
+        let first = status
+            .condition(condition::READY)
+            .unwrap()
+            .last_transition_time
+            .clone();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        status.set_condition(condition::READY, false, "Waiting", "still going", Some(1));
+        let same = status.condition(condition::READY).unwrap();
+        assert_eq!(
+            (same.reason.as_str(), same.last_transition_time == first),
+            ("Waiting", true)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        status.set_condition(condition::READY, true, "Done", "", Some(2));
+        let flipped = status.condition(condition::READY).unwrap();
+        assert!(flipped.last_transition_time > first);
+        assert_eq!(
+            (flipped.status.as_str(), flipped.observed_generation),
+            ("True", Some(2))
+        );
+        assert_eq!(status.conditions.len(), 1);
+    }
+
+    #[test]
+    fn healthy_conditions_follow_the_phase_role() {
+        let mut status = S::default();
+        status.mark_healthy(RolloutPhase::Waiting, Some(1));
+        let get = |s: &S, t: &str| s.condition(t).unwrap().status.clone();
+        assert_eq!(
+            (
+                get(&status, condition::READY),
+                get(&status, condition::PROGRESSING)
+            ),
+            ("False".into(), "True".into())
+        );
+        status.mark_healthy(RolloutPhase::Done, Some(1));
+        assert_eq!(
+            (
+                get(&status, condition::READY),
+                get(&status, condition::PROGRESSING)
+            ),
+            ("True".into(), "False".into())
+        );
+        assert_eq!(get(&status, condition::DEGRADED), "False");
+    }
+}
