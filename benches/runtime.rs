@@ -43,7 +43,13 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 #[derive(CustomResource, Autopilot, Serialize, Deserialize, Clone, Debug, JsonSchema)]
-#[kube(group = "bench.autopilot.rs", version = "v1", kind = "Task", namespaced, status = "TaskStatus")]
+#[kube(
+    group = "bench.autopilot.rs",
+    version = "v1",
+    kind = "Task",
+    namespaced,
+    status = "TaskStatus"
+)]
 #[autopilot(phases(Queued(initial), Running, Done(final)))]
 pub struct TaskSpec {
     pub size: u32,
@@ -52,7 +58,10 @@ pub struct TaskSpec {
 const NS: &str = "default";
 
 fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Resident and peak memory of this process, in KiB (Linux).
@@ -94,8 +103,12 @@ impl ObserveHooks for Finish {
 
 async fn framework(client: Client, finish: Arc<Finish>, concurrency: u16) {
     let handlers = TaskHandlers {
-        queued: |_: Arc<Task>, _: Context<Task>| async { Ok::<_, std::io::Error>(Transition::next(TaskPhase::Running)) },
-        running: |_: Arc<Task>, _: Context<Task>| async { Ok::<_, std::io::Error>(Transition::next(TaskPhase::Done)) },
+        queued: |_: Arc<Task>, _: Context<Task>| async {
+            Ok::<_, std::io::Error>(Transition::next(TaskPhase::Running))
+        },
+        running: |_: Arc<Task>, _: Context<Task>| async {
+            Ok::<_, std::io::Error>(Transition::next(TaskPhase::Done))
+        },
     };
     let config = OperatorConfig {
         watch_namespace: Some(NS.into()),
@@ -130,7 +143,11 @@ fn condition(type_: &str, status: bool, reason: &str, generation: Option<i64>) -
 }
 
 async fn manual_reconcile(task: Arc<Task>, m: Arc<Manual>) -> Result<Action, ManualError> {
-    let phase = task.status.as_ref().and_then(|s| s.phase.as_ref()).map(|p| p.as_str().to_owned());
+    let phase = task
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_ref())
+        .map(|p| p.as_str().to_owned());
     let generation = task.metadata.generation;
     let (entered, next): (Vec<&str>, &str) = match phase.as_deref() {
         None => (vec!["Queued", "Running"], "Running"),
@@ -138,9 +155,16 @@ async fn manual_reconcile(task: Arc<Task>, m: Arc<Manual>) -> Result<Action, Man
         _ => return Ok(Action::await_change()),
     };
     let now = Time(Timestamp::now());
-    let mut history = task.status.as_ref().map(|s| serde_json::to_value(&s.history).unwrap()).unwrap_or(json!([]));
+    let mut history = task
+        .status
+        .as_ref()
+        .map(|s| serde_json::to_value(&s.history).unwrap())
+        .unwrap_or(json!([]));
     for phase in &entered {
-        history.as_array_mut().unwrap().push(json!({"phase": phase, "enteredAt": now, "message": null}));
+        history
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"phase": phase, "enteredAt": now, "message": null}));
     }
     let done = next == "Done";
     let status = json!({
@@ -160,8 +184,12 @@ async fn manual_reconcile(task: Arc<Task>, m: Arc<Manual>) -> Result<Action, Man
         field_manager: Some("task-manual".into()),
         ..PatchParams::default()
     };
-    api.patch_status(&task.name_any(), &params, &Patch::Merge(json!({ "status": status })))
-        .await?;
+    api.patch_status(
+        &task.name_any(),
+        &params,
+        &Patch::Merge(json!({ "status": status })),
+    )
+    .await?;
     if done {
         m.finish.one();
     }
@@ -192,7 +220,11 @@ async fn manual(client: Client, finish: Arc<Finish>, concurrency: u16) {
     Controller::new(api, watcher::Config::default().any_semantic())
         .with_config(Config::default().concurrency(concurrency))
         .graceful_shutdown_on(async move { finish.all.notified().await })
-        .run(manual_reconcile, |_, _, _| Action::requeue(Duration::from_secs(1)), ctx)
+        .run(
+            manual_reconcile,
+            |_, _, _| Action::requeue(Duration::from_secs(1)),
+            ctx,
+        )
         .for_each(|_| async {})
         .await;
 }
@@ -203,7 +235,9 @@ async fn child(variant: &str, n: usize, concurrency: u16) {
     let client = server.client();
     let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
         Api::all(client.clone());
-    crds.create(&PostParams::default(), &Task::crd()).await.unwrap();
+    crds.create(&PostParams::default(), &Task::crd())
+        .await
+        .unwrap();
     let api: Api<Task> = Api::namespaced(client.clone(), NS);
     while api.list(&ListParams::default().limit(1)).await.is_err() {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -212,9 +246,12 @@ async fn child(variant: &str, n: usize, concurrency: u16) {
         .for_each_concurrent(64, |i| {
             let api = api.clone();
             async move {
-                api.create(&PostParams::default(), &Task::new(&format!("task-{i}"), TaskSpec { size: 1 }))
-                    .await
-                    .unwrap();
+                api.create(
+                    &PostParams::default(),
+                    &Task::new(&format!("task-{i}"), TaskSpec { size: 1 }),
+                )
+                .await
+                .unwrap();
             }
         })
         .await;
@@ -244,7 +281,10 @@ fn main() {
     let runs = env_or("AUTOPILOT_BENCH_RUNS", 3);
     let concurrency = u16::try_from(env_or("AUTOPILOT_BENCH_CONCURRENCY", 16)).unwrap_or(16);
     if let Ok(variant) = std::env::var("AUTOPILOT_BENCH_CHILD") {
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(child(&variant, n, concurrency));
         return;
     }
@@ -252,7 +292,11 @@ fn main() {
     let mut results: Vec<(String, f64, f64)> = Vec::new();
     for run in 0..runs {
         // Alternate the order so neither variant always runs on a warmer machine.
-        let order = if run % 2 == 0 { ["manual", "framework"] } else { ["framework", "manual"] };
+        let order = if run % 2 == 0 {
+            ["manual", "framework"]
+        } else {
+            ["framework", "manual"]
+        };
         for variant in order {
             let out = Command::new(&exe)
                 .env("AUTOPILOT_BENCH_CHILD", variant)
@@ -260,9 +304,15 @@ fn main() {
                 .output()
                 .unwrap();
             let text = String::from_utf8_lossy(&out.stdout);
-            let line = text.lines().find(|l| l.starts_with("RESULT")).unwrap_or_else(|| {
-                panic!("{variant} run failed: {}", String::from_utf8_lossy(&out.stderr))
-            });
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("RESULT"))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{variant} run failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    )
+                });
             let f: Vec<&str> = line.split_whitespace().collect();
             let secs: f64 = f[2].parse().unwrap();
             let (before, peak): (f64, f64) = (f[3].parse().unwrap(), f[5].parse().unwrap());
@@ -270,18 +320,37 @@ fn main() {
         }
     }
     let pick = |variant: &str, field: fn(&(String, f64, f64)) -> f64| {
-        median(results.iter().filter(|r| r.0 == variant).map(field).collect())
+        median(
+            results
+                .iter()
+                .filter(|r| r.0 == variant)
+                .map(field)
+                .collect(),
+        )
     };
     let (t_fw, t_hand) = (pick("framework", |r| r.1), pick("manual", |r| r.1));
     let (m_fw, m_hand) = (pick("framework", |r| r.2), pick("manual", |r| r.2));
     #[allow(clippy::cast_precision_loss)] // object counts are far below 2^52
     let per = |x: f64| x * 1024.0 / n as f64;
     println!("{n} objects through 3 phases, concurrency {concurrency}, median of {runs} runs each");
-    println!("| variant | time (s) | time per object (µs) | memory growth (KiB) | memory per object (B) |");
+    println!(
+        "| variant | time (s) | time per object (µs) | memory growth (KiB) | memory per object (B) |"
+    );
     println!("|---|---|---|---|---|");
     #[allow(clippy::cast_precision_loss)]
-    for (name, t, m) in [("hand-written kube-runtime", t_hand, m_hand), ("autopilot", t_fw, m_fw)] {
-        println!("| {name} | {t:.3} | {:.1} | {m:.0} | {:.0} |", t * 1e6 / n as f64, per(m));
+    for (name, t, m) in [
+        ("hand-written kube-runtime", t_hand, m_hand),
+        ("autopilot", t_fw, m_fw),
+    ] {
+        println!(
+            "| {name} | {t:.3} | {:.1} | {m:.0} | {:.0} |",
+            t * 1e6 / n as f64,
+            per(m)
+        );
     }
-    println!("overhead: {:.3}× time, {:+.0} B memory per object", t_fw / t_hand, per(m_fw - m_hand));
+    println!(
+        "overhead: {:.3}× time, {:+.0} B memory per object",
+        t_fw / t_hand,
+        per(m_fw - m_hand)
+    );
 }

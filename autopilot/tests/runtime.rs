@@ -19,7 +19,7 @@ use k8s_openapi::api::{
     core::v1::ConfigMap,
 };
 use kube::{
-    Api, Client, ResourceExt,
+    Api, Client, Resource, ResourceExt,
     api::{DeleteParams, Patch, PatchParams, PostParams},
 };
 use serde_json::json;
@@ -472,11 +472,19 @@ async fn a_crash_between_side_effect_and_status_write_reruns_the_handler() {
             );
             async move {
                 calls.record(CanaryPhase::Waiting, &canary.name_any());
-                // The side effect: an output applied idempotently (server-side apply, owned by the canary).
+                // The side effect, written to be repeated safely: create the ConfigMap unless it exists.
                 let mut cm = ConfigMap::default();
                 cm.metadata.name = Some(format!("{}-routes", canary.name_any()));
+                cm.metadata.owner_references = canary.controller_owner_ref(&()).map(|o| vec![o]);
                 cm.data = Some([("weight".to_owned(), "10".to_owned())].into());
-                ctx.apply_output(&cm).await?;
+                match ctx
+                    .api::<ConfigMap>()
+                    .create(&PostParams::default(), &cm)
+                    .await
+                {
+                    Err(kube::Error::Api(status)) if status.code == 409 => {} // done before the crash
+                    other => drop(other?),
+                }
                 if crash_once.swap(false, Ordering::SeqCst) {
                     side_effect_done.notify_one();
                     // The process dies here, before the runtime records the transition.
