@@ -180,49 +180,22 @@ fn manifests_reads_crds_from_stdin() {
 
 #[test]
 fn bad_manifests_arguments_are_usage_errors_naming_the_argument() {
-    let base = [
-        "manifests",
-        "--name",
-        "op",
-        "--namespace",
-        "ops",
-        "--image",
-        "op:1",
-    ];
-    let with = |extra: &[&str]| {
+    let base = ["manifests", "--namespace", "ops", "--image", "op:1"];
+    for (extra, mentions) in [
+        (&["--name", "Op_1"][..], &["--name", "contains `O`"][..]),
+        (&["--name", "op", "--read", "Apps/x"], &["--read", "Apps/x"]),
+        (
+            &["--name", "op", "--write", "a/b/c/d"],
+            &["--write", "too many `/`"],
+        ),
+        (&["--name", "op", "--replicas=-1"], &["--replicas", "-1"]),
+    ] {
         let mut args = base.to_vec();
         args.extend_from_slice(extra);
-        autopilot(&args)
-    };
-    assert_fails(
-        &with(&["--read", "Apps/deployments"]),
-        2,
-        &["--read", "Apps/deployments"],
-    );
-    assert_fails(
-        &with(&["--write", "a/b/c/d"]),
-        2,
-        &["--write", "too many `/`"],
-    );
-    assert_fails(&with(&["--replicas=-1"]), 2, &["--replicas", "-1"]);
-    assert_fails(
-        &autopilot(&["manifests", "--name", "op"]),
-        2,
-        &["--namespace", "--image"],
-    );
-    assert_fails(
-        &autopilot(&[
-            "manifests",
-            "--name",
-            "Op_1",
-            "--namespace",
-            "ops",
-            "--image",
-            "op:1",
-        ]),
-        2,
-        &["--name", "contains `O`"],
-    );
+        assert_fails(&autopilot(&args), 2, mentions);
+    }
+    let missing = autopilot(&["manifests", "--name", "op"]);
+    assert_fails(&missing, 2, &["--namespace", "--image"]);
     assert_fails(&autopilot(&["deploy"]), 2, &["deploy"]);
 }
 
@@ -246,30 +219,27 @@ fn unusable_crd_files_fail_with_the_file_named() {
     };
     let missing = dir.path().join("missing.yaml");
     assert_fails(&run(&missing), 1, &["cannot read", "missing.yaml"]);
-
-    let no_crd = dir.path().join("rbac.yaml");
-    std::fs::write(
-        &no_crd,
-        "kind: ServiceAccount\napiVersion: v1\nmetadata: {name: x}\n",
-    )
-    .unwrap();
-    assert_fails(
-        &run(&no_crd),
-        1,
-        &["rbac.yaml", "contains no CustomResourceDefinition"],
-    );
-
-    let broken = dir.path().join("broken.yaml");
-    std::fs::write(&broken, "kind: CustomResourceDefinition\nspec: [unclosed\n").unwrap();
-    assert_fails(&run(&broken), 1, &["broken.yaml", "not valid YAML"]);
-
-    let misshapen = dir.path().join("misshapen.yaml");
-    std::fs::write(
-        &misshapen,
-        "kind: CustomResourceDefinition\nspec: {group: 7}\n",
-    )
-    .unwrap();
-    assert_fails(&run(&misshapen), 1, &["misshapen.yaml", "document 1"]);
+    for (file, contents, says) in [
+        (
+            "rbac.yaml",
+            "kind: ServiceAccount\napiVersion: v1\nmetadata: {name: x}\n",
+            "contains no CustomResourceDefinition",
+        ),
+        (
+            "broken.yaml",
+            "kind: CustomResourceDefinition\nspec: [unclosed\n",
+            "not valid YAML",
+        ),
+        (
+            "misshapen.yaml",
+            "kind: CustomResourceDefinition\nspec: {group: 7}\n",
+            "document 1",
+        ),
+    ] {
+        let path = dir.path().join(file);
+        std::fs::write(&path, contents).unwrap();
+        assert_fails(&run(&path), 1, &[file, says]);
+    }
 }
 
 #[test]
@@ -277,36 +247,27 @@ fn new_refuses_bad_names_with_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("p");
     let target = target.to_str().unwrap();
-    let new = |extra: &[&str]| {
+    for (extra, mentions) in [
+        (
+            &["--kind", "rollout"][..],
+            &["--kind", "UpperCamelCase", "`Rollout`"][..],
+        ),
+        (&["--group", "example"], &["--group", "at least one dot"]),
+        (
+            &["--phases", "Pending,Done(final)"],
+            &["--phases", "no initial phase"],
+        ),
+        (
+            &["--phases", "Pending(initial),Done(done)"],
+            &["--phases", "unknown option `done` on phase `Done`"],
+        ),
+    ] {
         let mut args = vec!["new", "my-operator", "--dir", target];
         args.extend_from_slice(extra);
-        autopilot(&args)
-    };
-    assert_fails(
-        &autopilot(&["new", "My_Operator", "--dir", target]),
-        2,
-        &["<NAME>", "contains `M`"],
-    );
-    assert_fails(
-        &new(&["--kind", "rollout"]),
-        2,
-        &["--kind", "UpperCamelCase", "`Rollout`"],
-    );
-    assert_fails(
-        &new(&["--group", "example"]),
-        2,
-        &["--group", "at least one dot"],
-    );
-    assert_fails(
-        &new(&["--phases", "Pending,Done(final)"]),
-        2,
-        &["--phases", "no initial phase"],
-    );
-    assert_fails(
-        &new(&["--phases", "Pending(initial),Done(done)"]),
-        2,
-        &["--phases", "unknown option `done` on phase `Done`"],
-    );
+        assert_fails(&autopilot(&args), 2, mentions);
+    }
+    let bad_name = autopilot(&["new", "My_Operator", "--dir", target]);
+    assert_fails(&bad_name, 2, &["<NAME>", "contains `M`"]);
     assert!(
         !Path::new(target).exists(),
         "nothing is written on a usage error"
