@@ -26,7 +26,7 @@ use tracing::{info, warn};
 
 use crate::config::OperatorConfig;
 use crate::leader::{
-    LeaderElectionConfig, LeaderElector, LeaderError, Leadership, run_while_leading,
+    LeaderElectionConfig, LeaderElector, LeaderError, Leadership, TermEnd, lead_once,
 };
 use crate::observability::{Health, Metrics, RuntimeObserver, ServerError, bind, serve};
 use crate::runtime::Operator;
@@ -130,8 +130,8 @@ pub enum ProcessError {
     /// The controllers ended with an error.
     #[error("controllers failed")]
     Controllers(#[source] BoxError),
-    /// This replica lost the Lease and its controllers cannot be started again in this process; exit and
-    /// let the pod restart as a standby (controller-runtime does the same).
+    /// This replica lost the Lease and stopped its controllers; exit and let the pod restart as a standby
+    /// (controller-runtime does the same).
     #[error("lost the leader election lease")]
     LeadershipLost,
 }
@@ -225,19 +225,20 @@ impl OperatorProcess {
 
     /// Runs `controllers` under this process's rules until `shutdown` is cancelled and the work drained.
     ///
-    /// `controllers` is called each time this replica becomes leader with a token that fires when it must
-    /// stop taking new work; it should set [`Health::set_caches_synced`] once its caches are filled. A
-    /// clean return after the shutdown signal is `Ok(())`, which `main` turns into exit code 0.
+    /// `controllers` is called once this replica leads, with a token that fires when it must stop taking
+    /// new work; it should set [`Health::set_caches_synced`] once its caches are filled. A clean return
+    /// after the shutdown signal is `Ok(())`, which `main` turns into exit code 0. Losing the Lease stops
+    /// the controllers at once and ends the run with [`ProcessError::LeadershipLost`].
     pub async fn run<F, Fut, E>(
         self,
         client: Client,
         metrics: Metrics,
         health: Health,
         shutdown: CancellationToken,
-        mut controllers: F,
+        controllers: F,
     ) -> Result<(), ProcessError>
     where
-        F: FnMut(CancellationToken) -> Fut,
+        F: FnOnce(CancellationToken) -> Fut,
         Fut: Future<Output = Result<(), E>>,
         E: Into<BoxError>,
     {
@@ -245,7 +246,8 @@ impl OperatorProcess {
         let server = match self.metrics_address {
             Some(addr) => {
                 let listener = bind(addr).await?;
-                info!(address = %addr, "serving /metrics, /healthz and /readyz");
+                let address = listener.local_addr().unwrap_or(addr);
+                info!(%address, "serving /metrics, /healthz and /readyz");
                 let serving = serve(
                     listener,
                     metrics.clone(),
@@ -256,7 +258,7 @@ impl OperatorProcess {
             }
             None => None,
         };
-        let (guard, leadership) = match self.leader_election {
+        let (guard, mut leadership) = match self.leader_election {
             Some(config) => {
                 let lease = config.lease_name.clone();
                 let guard = LeaderElector::new(client, config)?.spawn();
@@ -267,17 +269,16 @@ impl OperatorProcess {
             }
             None => (None, Leadership::always()),
         };
-        let result = run_while_leading(leadership, &shutdown, self.grace_period, |stop| {
-            let health = health.clone();
-            let running = controllers(stop);
-            async move {
-                let result = running
+        let term = lead_once(
+            &mut leadership,
+            &shutdown,
+            self.grace_period,
+            |stop| async move {
+                controllers(stop)
                     .await
-                    .map_err(|e| ProcessError::from_controllers(e.into()));
-                health.set_caches_synced(false);
-                result
-            }
-        })
+                    .map_err(|e| ProcessError::from_controllers(e.into()))
+            },
+        )
         .await;
         // Controllers stopped: a standby may take over at once.
         health.set_caches_synced(false);
@@ -290,7 +291,9 @@ impl OperatorProcess {
             // The server ends right after the cancellation; its error, if any, is secondary to ours.
             let _ = server.await;
         }
-        result?;
+        if term? == TermEnd::LeadershipLost {
+            return Err(ProcessError::LeadershipLost);
+        }
         released?;
         Ok(())
     }
@@ -302,8 +305,8 @@ impl<K: Autopilot> Operator<K> {
     /// drains them within the grace period before the Lease is released. [`Operator::run`] calls this with
     /// the settings from the configuration and SIGTERM/SIGINT as `shutdown`.
     ///
-    /// The controllers start once per process: losing the Lease ends the run with
-    /// [`ProcessError::LeadershipLost`] after releasing it, and the pod restarts as a standby.
+    /// The controllers start once per process: losing the Lease stops them at once and ends the run with
+    /// [`ProcessError::LeadershipLost`], and the pod restarts as a standby with fresh caches.
     pub async fn run_process(
         self,
         process: OperatorProcess,
@@ -312,22 +315,16 @@ impl<K: Autopilot> Operator<K> {
         shutdown: CancellationToken,
     ) -> Result<(), ProcessError> {
         let client = self.client().clone();
-        let mut operator = Some(self.observe(Arc::new(RuntimeObserver::new(
+        let operator = self.observe(Arc::new(RuntimeObserver::new(
             metrics.clone(),
             health.clone(),
-        ))));
+        )));
         process
-            .run(client, metrics, health, shutdown, move |stop| {
-                let operator = operator.take();
-                async move {
-                    match operator {
-                        Some(operator) => operator
-                            .run_until(stop.cancelled_owned())
-                            .await
-                            .map_err(|e| ProcessError::Controllers(Box::new(e))),
-                        None => Err(ProcessError::LeadershipLost),
-                    }
-                }
+            .run(client, metrics, health, shutdown, |stop| async move {
+                operator
+                    .run_until(stop.cancelled_owned())
+                    .await
+                    .map_err(|e| ProcessError::Controllers(Box::new(e)))
             })
             .await
     }

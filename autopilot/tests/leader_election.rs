@@ -246,7 +246,7 @@ async fn work_runs_only_on_the_leader_and_moves_with_the_lease() {
     let mut guards = Vec::new();
     let mut tasks = Vec::new();
     for name in ["first", "second"] {
-        let guard = elect(&api, config("work", name, Duration::from_secs(3)));
+        let guard = elect(&api, config("work", name, Duration::from_secs(4)));
         let (running, overlaps, starts) = (running.clone(), overlaps.clone(), starts.clone());
         let leadership = guard.leadership();
         let shutdown = shutdown.clone();

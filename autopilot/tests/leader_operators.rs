@@ -43,8 +43,9 @@ fn start(
         metrics_address: None,
         leader_election: Some(LeaderElectionConfig {
             identity: name.to_owned(),
-            lease_duration: Duration::from_secs(3),
-            renew_deadline: Duration::from_secs(2),
+            // Short for a quick test, long enough that a loaded machine still renews in time.
+            lease_duration: Duration::from_secs(4),
+            renew_deadline: Duration::from_secs(3),
             retry_period: Duration::from_millis(200),
             ..LeaderElectionConfig::new("drill-operator", "default")
         }),
@@ -167,4 +168,61 @@ async fn only_the_leader_runs_handlers_and_a_standby_takes_over_when_it_dies() {
     survivor.task.await.unwrap().unwrap();
     let released = leases.get("drill-operator").await.unwrap().spec.unwrap();
     assert_eq!(released.holder_identity, None, "released on shutdown");
+}
+
+#[tokio::test]
+async fn a_replica_that_loses_the_lease_stops_its_handlers_and_exits() {
+    let api = ApiServer::start().await.unwrap();
+    let drills = install(&api.client()).await;
+    let journal = Journal::default();
+    let recorder = Recorder::new("", &journal);
+    recorder.go.store(false, Ordering::SeqCst);
+    let shutdown = CancellationToken::new();
+    let replica = start(&api, "replica-a", &recorder, &shutdown);
+    create(
+        &drills,
+        "held",
+        DrillSpec {
+            rounds: 1,
+            fail_first: false,
+        },
+    )
+    .await;
+    eventually("the Drill is Working", || async {
+        journal.count("Working") > 0
+    })
+    .await;
+
+    // Someone else takes the Lease (an administrator, or a replica that judged it expired).
+    let leases = Api::<Lease>::namespaced(api.client(), "default");
+    let mut lease = leases.get("drill-operator").await.unwrap();
+    lease.spec.as_mut().unwrap().holder_identity = Some("intruder".to_owned());
+    leases
+        .replace("drill-operator", &Default::default(), &lease)
+        .await
+        .unwrap();
+
+    let ended = tokio::time::timeout(Duration::from_secs(60), replica.task)
+        .await
+        .expect("kept running without the lease");
+    assert!(matches!(ended.unwrap(), Err(ProcessError::LeadershipLost)));
+    let runs = journal.runs().len();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        journal.runs().len(),
+        runs,
+        "handlers ran after the replica stopped"
+    );
+    let holder = leases
+        .get("drill-operator")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .holder_identity;
+    assert_eq!(
+        holder.as_deref(),
+        Some("intruder"),
+        "it released a Lease it no longer held"
+    );
 }

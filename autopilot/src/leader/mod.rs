@@ -261,16 +261,80 @@ impl Leadership {
     }
 }
 
-/// Runs `work` only while this replica leads, until `shutdown` is cancelled.
+/// How one term of [`lead_once`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TermEnd {
+    /// `shutdown` was cancelled (the work, if it started, drained within the grace period), or the work
+    /// ended by itself.
+    Finished,
+    /// This replica lost the Lease while the work ran; the work was stopped at once.
+    LeadershipLost,
+}
+
+/// Waits until this replica leads, then runs `work` until leadership is lost or `shutdown` is cancelled.
 ///
-/// Each time this replica becomes leader, `work` is called with a fresh stop token and its future is run:
+/// `work` gets a stop token and its future is run:
 /// - leadership lost: the token is cancelled and the future dropped at once, since a standby may take over
-///   soon — handlers stop at their next await point;
+///   soon — handlers stop at their next await point ([`TermEnd::LeadershipLost`]);
 /// - `shutdown` cancelled: the token is cancelled and the future gets `grace` to finish its in-flight work
-///   (cut short if leadership is lost meanwhile); then this returns;
-/// - the future ends by itself: its result is returned.
+///   (cut short if leadership is lost meanwhile);
+/// - the future ends by itself: its error, if any, is returned.
 ///
 /// Release the Lease (see [`LeaseGuard::release`]) after this returns, so no handler runs past the release.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::time::Duration;
+/// use tokio_util::sync::CancellationToken;
+/// use autopilot::leader::{lead_once, Leadership, TermEnd};
+///
+/// let shutdown = CancellationToken::new();
+/// let trigger = shutdown.clone();
+/// let ended = lead_once(&mut Leadership::always(), &shutdown, Duration::from_secs(1), |stop| {
+///     trigger.cancel(); // as if SIGTERM arrived while the work runs
+///     async move { stop.cancelled().await; Ok::<(), std::io::Error>(()) }
+/// })
+/// .await;
+/// assert_eq!(ended.unwrap(), TermEnd::Finished);
+/// # }
+/// ```
+pub async fn lead_once<F, Fut, E>(
+    leadership: &mut Leadership,
+    shutdown: &CancellationToken,
+    grace: Duration,
+    work: F,
+) -> Result<TermEnd, E>
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+{
+    tokio::select! {
+        () = leadership.wait_until_leader() => {}
+        () = shutdown.cancelled() => return Ok(TermEnd::Finished),
+    }
+    info!("leading: starting controllers");
+    let stop = shutdown.child_token();
+    let running = work(stop.clone());
+    tokio::pin!(running);
+    let mut lost = leadership.clone();
+    tokio::select! {
+        result = &mut running => result.map(|()| TermEnd::Finished),
+        () = lost.wait_until_lost() => {
+            warn!("lost leadership: stopping controllers");
+            stop.cancel();
+            Ok(TermEnd::LeadershipLost)
+        }
+        () = shutdown.cancelled() => tokio::select! {
+            finished = run_with_grace(&mut running, shutdown, grace) => {
+                finished.unwrap_or(Ok(())).map(|()| TermEnd::Finished)
+            }
+            () = lost.wait_until_lost() => Ok(TermEnd::LeadershipLost),
+        },
+    }
+}
+
+/// Runs `work` whenever this replica leads, until `shutdown` is cancelled: [`lead_once`] again after each
+/// lost leadership, for work that can start afresh (`work` builds it anew each time).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -298,28 +362,7 @@ where
     F: FnMut(CancellationToken) -> Fut,
     Fut: Future<Output = Result<(), E>>,
 {
-    loop {
-        tokio::select! {
-            () = leadership.wait_until_leader() => {}
-            () = shutdown.cancelled() => return Ok(()),
-        }
-        info!("leading: starting controllers");
-        let stop = shutdown.child_token();
-        let running = work(stop.clone());
-        tokio::pin!(running);
-        tokio::select! {
-            result = &mut running => return result,
-            () = leadership.wait_until_lost() => {
-                warn!("lost leadership: stopping controllers");
-                stop.cancel();
-            }
-            () = shutdown.cancelled() => {
-                let mut lost = leadership.clone();
-                return tokio::select! {
-                    finished = run_with_grace(&mut running, shutdown, grace) => finished.unwrap_or(Ok(())),
-                    () = lost.wait_until_lost() => Ok(()),
-                };
-            }
-        }
+    while lead_once(&mut leadership, shutdown, grace, &mut work).await? == TermEnd::LeadershipLost {
     }
+    Ok(())
 }
