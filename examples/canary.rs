@@ -15,8 +15,8 @@ use autopilot::Operator;
 use autopilot::config::OperatorConfig;
 use autopilot_examples::canary::demo::{self, DemoOptions};
 use autopilot_examples::canary::phases::{Deps, handlers};
-use autopilot_examples::canary::{http_client, metrics_provider, operator};
-use autopilot_mesh::{RouterOptions, router_for};
+use autopilot_examples::canary::{http_client, operator};
+use autopilot_mesh::{GatewayRef, MeshProvider, RouterOptions, router_for};
 use autopilot_metrics::{ClientOptions, PrometheusClient};
 
 #[tokio::main]
@@ -35,21 +35,36 @@ async fn main() -> anyhow::Result<()> {
         return run_demo().await;
     }
 
-    let config = OperatorConfig::from_sources(args, std::env::vars())?;
-    config.init_tracing();
+    let file = std::env::var("AUTOPILOT_CONFIG")
+        .ok()
+        .map(std::fs::read_to_string)
+        .transpose()?;
+    let config =
+        OperatorConfig::from_sources(file.as_deref(), |name| std::env::var(name).ok(), args)?;
+    autopilot::observability::init_logging(&config.log)?;
     let client = match kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
             let options = kube::config::KubeConfigOptions::default();
-            kube::Client::try_from(kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?)?
+            kube::Client::try_from(
+                kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?,
+            )?
         }
         None => kube::Client::try_default().await?,
     };
-    let mesh = config.mesh_provider.as_str().parse()?;
+    let mesh: MeshProvider = config.mesh_provider.to_string().parse()?;
+    let mut options = RouterOptions::default();
+    // Gateway API routes attach to the Gateway named by CANARY_GATEWAY (`namespace/name`).
+    if let Ok(gateway) = std::env::var("CANARY_GATEWAY") {
+        let (namespace, name) = gateway.split_once('/').ok_or_else(|| {
+            anyhow::anyhow!("CANARY_GATEWAY must be namespace/name, not {gateway:?}")
+        })?;
+        options = options.with_gateway(GatewayRef::new(namespace, name));
+    }
     let deps = Deps {
-        router: router_for(mesh, client.clone(), RouterOptions::default())?,
+        router: router_for(mesh, client.clone(), options)?,
         prometheus: PrometheusClient::new(&config.prometheus_url, ClientOptions::default())?,
-        queries: metrics_provider(mesh),
+        queries: mesh.metrics_provider(),
         http: http_client()?,
     };
     operator(Operator::new(client, config, handlers()), deps)

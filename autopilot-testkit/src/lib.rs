@@ -28,6 +28,7 @@ mod cluster;
 mod controllers;
 mod crd;
 mod defaults;
+mod deployment_status;
 mod discovery;
 mod faults;
 mod http;
@@ -43,5 +44,6 @@ pub mod table;
 pub mod validation;
 mod write;
 
+pub use deployment_status::{spawn_deployment_status, spawn_deployment_status_with};
 pub use faults::Faults;
 pub use server::{ApiServer, Error, ServerOptions, kubeconfig};

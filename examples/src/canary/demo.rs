@@ -1,33 +1,41 @@
-//! The embedded demo: a whole progressive delivery on the in-process API server, with a synthetic
-//! mesh data plane scraped by a real Prometheus.
+//! The canary operator on the in-process API server, with a synthetic mesh data plane scraped by a
+//! real Prometheus: the embedded demo and the end-to-end tests share it.
 //!
-//! It deploys `podinfo` in namespace `demo`, puts a `Canary` on it, then rolls out a healthy revision
-//! (promoted: `Succeeded`) and a faulty one (rolled back: `Failed`), printing every step.
+//! [`Environment::start`] brings up the API server (with the Deployment status helper), the CRDs,
+//! the `podinfo` app in namespace `demo`, the traffic, Prometheus and the operator. [`run`] then
+//! rolls out a healthy revision (promoted: `Succeeded`) and a faulty one (rolled back: `Failed`),
+//! printing every step.
 
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use autopilot::config::OperatorConfig;
 use autopilot::Operator;
-use autopilot_mesh::{MeshProvider, Route, RouterOptions, TrafficRouter, router_for};
+use autopilot::config::OperatorConfig;
+use autopilot_mesh::{
+    GatewayRef, MeshProvider, Route, RouterOptions, TrafficRouter, Weights, router_for,
+};
 use autopilot_metrics::{ClientOptions, PrometheusClient};
 use autopilot_testkit::ApiServer;
 use autopilot_testkit::prometheus::{PrometheusServer, ScrapeTarget};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
+use tokio::task::JoinHandle;
 
-use super::phases::Deps;
+use super::phases::{Deps, handlers};
 use super::spec::{Canary, CanaryPhase};
-use super::{metrics_provider, operator};
+use super::{http_client, operator};
 use crate::traffic::{Health, TrafficSimulator, Workload};
 
-const NAMESPACE: &str = "demo";
-const APP: &str = "podinfo";
-const PORT: u16 = 9898;
+/// The namespace the demo app lives in.
+pub const NAMESPACE: &str = "demo";
+/// The demo app's Deployment (and the Canary's name).
+pub const APP: &str = "podinfo";
+/// The app's port.
+pub const PORT: u16 = 9898;
 
 /// How the demo runs.
 #[derive(Clone, Debug)]
@@ -50,106 +58,346 @@ impl Default for DemoOptions {
     }
 }
 
+/// Everything the canary operator needs, running in this process.
+pub struct Environment {
+    /// The in-process API server.
+    pub server: ApiServer,
+    /// A client of it.
+    pub client: Client,
+    /// The router of the mesh in use.
+    pub router: Arc<dyn TrafficRouter>,
+    /// The Prometheus scraping the synthetic data plane.
+    pub prometheus: PrometheusServer,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    operator: Option<JoinHandle<Result<(), autopilot::runtime::RuntimeError>>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Environment {
+    /// Starts the API server, the app, the traffic, Prometheus and the operator for `provider`.
+    ///
+    /// # Errors
+    /// When a part cannot start (Prometheus not installed, among others).
+    pub async fn start(provider: MeshProvider) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            PrometheusServer::is_installed(),
+            "the canary reads its metrics from a real Prometheus: install Debian's `prometheus` package (scripts/test does)"
+        );
+        let server = ApiServer::start().await?;
+        let client = server.client();
+        let mut background = vec![autopilot_testkit::spawn_deployment_status(client.clone())];
+        server.install::<Canary>().await?;
+        for crd in autopilot_mesh::crds::all() {
+            server.install_crd(&crd).await?;
+        }
+        create_app(&client).await?;
+
+        // Gateway API routes attach to a Gateway; the demo names one (no Gateway controller runs here).
+        let options = RouterOptions::default().with_gateway(GatewayRef::new(NAMESPACE, "public"));
+        let router = router_for(provider, client.clone(), options)?;
+        let traffic = TrafficSimulator::new(NAMESPACE, 200).with_port(PORT);
+        let (exporter, exporter_task) = traffic.serve(([127, 0, 0, 1], 0).into()).await?;
+        background.push(exporter_task);
+        background.push(tokio::spawn(drive_traffic(
+            client.clone(),
+            router.clone(),
+            traffic,
+        )));
+        let prometheus = PrometheusServer::builder()
+            .scrape(ScrapeTarget::new("mesh", exporter.to_string()))
+            .scrape_interval(Duration::from_millis(500))
+            .start()
+            .await?;
+
+        let deps = Deps {
+            router: router.clone(),
+            prometheus: PrometheusClient::new(&prometheus.url(), ClientOptions::default())?,
+            queries: provider.metrics_provider(),
+            http: http_client()?,
+        };
+        let config = OperatorConfig {
+            mesh_provider: provider.as_str().parse().map_err(anyhow::Error::msg)?,
+            ..OperatorConfig::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let operator = operator(Operator::new(client.clone(), config, handlers()), deps);
+        let operator = tokio::spawn(operator.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            server,
+            client,
+            router,
+            prometheus,
+            stop: Some(stop),
+            operator: Some(operator),
+            background,
+        })
+    }
+
+    /// The Canaries of the demo namespace.
+    #[must_use]
+    pub fn canaries(&self) -> Api<Canary> {
+        Api::namespaced(self.client.clone(), NAMESPACE)
+    }
+
+    /// The Deployments of the demo namespace.
+    #[must_use]
+    pub fn deployments(&self) -> Api<Deployment> {
+        Api::namespaced(self.client.clone(), NAMESPACE)
+    }
+
+    /// The current traffic split of the app.
+    ///
+    /// # Errors
+    /// When the routing objects cannot be read.
+    pub async fn weights(&self) -> anyhow::Result<Weights> {
+        Ok(self
+            .router
+            .weights(&Route::new(NAMESPACE, APP, PORT))
+            .await?)
+    }
+
+    /// Publishes a new revision of the app: its version (image tag) and how it behaves.
+    ///
+    /// # Errors
+    /// When the API server refuses the change.
+    pub async fn release(&self, version: &str, health: Health) -> anyhow::Result<()> {
+        let mut patch = app_deployment(version, health);
+        // Only the template changes; the operator owns the replica count.
+        if let Some(spec) = patch["spec"].as_object_mut() {
+            spec.remove("replicas");
+        }
+        self.deployments()
+            .patch(APP, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
+
+    /// The image the primary runs.
+    ///
+    /// # Errors
+    /// When the primary cannot be read.
+    pub async fn primary_image(&self) -> anyhow::Result<String> {
+        let primary = self.deployments().get(&format!("{APP}-primary")).await?;
+        Ok(primary
+            .spec
+            .template
+            .spec
+            .and_then(|pod| pod.containers.first().and_then(|c| c.image.clone()))
+            .unwrap_or_default())
+    }
+
+    /// Polls the Canary until it is in `wanted`, calling `seen` with every new state.
+    ///
+    /// # Errors
+    /// When it is not there within `timeout`.
+    pub async fn wait_for(
+        &self,
+        wanted: CanaryPhase,
+        timeout: Duration,
+        mut seen: impl FnMut(&Canary),
+    ) -> anyhow::Result<Canary> {
+        let deadline = Instant::now() + timeout;
+        let mut last = None;
+        loop {
+            if let Some(canary) = self.canaries().get_opt(APP).await? {
+                let status = canary.status.clone();
+                if last.as_ref() != Some(&status) {
+                    seen(&canary);
+                    last = Some(status.clone());
+                }
+                if status
+                    .and_then(|s| s.phase)
+                    .is_some_and(|p| p.as_str() == wanted.to_string())
+                {
+                    return Ok(canary);
+                }
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the canary did not reach {wanted} within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops the operator (letting in-flight handlers finish) and everything else.
+    ///
+    /// # Errors
+    /// When the operator ended with an error.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(operator) = self.operator.take() {
+            operator.await??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Environment {
+    fn drop(&mut self) {
+        for task in &self.background {
+            task.abort();
+        }
+        if let Some(operator) = &self.operator {
+            operator.abort();
+        }
+    }
+}
+
+/// A Canary for the demo app: steps of 20 % up to 60 %, rollback after 2 failed checks, the mesh's
+/// success-rate (≥ 99 %) and p99 latency (≤ 500 ms) checks.
+///
+/// # Errors
+/// Never in practice: the manifest is fixed.
+pub fn demo_canary(interval: Duration) -> anyhow::Result<Canary> {
+    let window = format!("{}s", (interval.as_secs() * 3).max(5));
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "delivery.autopilot.rs/v1",
+        "kind": "Canary",
+        "metadata": {"name": APP, "namespace": NAMESPACE},
+        "spec": {
+            "targetRef": {"name": APP},
+            "service": {"port": PORT},
+            "analysis": {
+                "interval": format!("{}ms", interval.as_millis()),
+                "threshold": 2,
+                "stepWeight": 20,
+                "maxWeight": 60,
+                "metrics": [
+                    {"name": "request-success-rate", "interval": window, "thresholdRange": {"min": 99.0}},
+                    {"name": "request-duration", "interval": window, "thresholdRange": {"max": 500.0}}
+                ]
+            }
+        }
+    }))?)
+}
+
 /// Runs the demo, writing its progress to `out`.
 ///
 /// # Errors
 /// When a part cannot start, or a rollout does not end as expected in time.
 pub async fn run(options: DemoOptions, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
-    let started = Instant::now();
-    writeln!(out, "starting the in-process Kubernetes API server (no cluster configured)")?;
-    let server = ApiServer::start().await?;
-    let client = server.client();
-    let _deployments = autopilot_testkit::spawn_deployment_status(client.clone());
-    server.install::<Canary>().await?;
-    for crd in autopilot_mesh::crds::all() {
-        server.install_crd(&crd).await?;
-    }
-    create_app(&client).await?;
-
-    let router = router_for(options.provider, client.clone(), RouterOptions::default())?;
-    let traffic = TrafficSimulator::new(NAMESPACE, 200).with_port(PORT);
-    let (exporter, _exporter_task) = traffic.serve(([127, 0, 0, 1], 0).into()).await?;
-    let _traffic_task = tokio::spawn(drive_traffic(client.clone(), router.clone(), traffic));
-
-    if !PrometheusServer::is_installed() {
-        anyhow::bail!(
-            "the demo reads its metrics from a real Prometheus: install Debian's `prometheus` package (scripts/test does)"
-        );
-    }
-    let prometheus = PrometheusServer::builder()
-        .scrape(ScrapeTarget::new("mesh", exporter.to_string()))
-        .scrape_interval(Duration::from_millis(500))
-        .start()
-        .await?;
-    writeln!(out, "Prometheus {} scrapes the synthetic {} data plane at {exporter}", prometheus.url(), options.provider.as_str())?;
-
-    let deps = Deps {
-        router: router.clone(),
-        prometheus: PrometheusClient::new(&prometheus.url(), ClientOptions::default())?,
-        queries: metrics_provider(options.provider),
-        http: super::http_client()?,
+    let mut log = Log {
+        out,
+        started: Instant::now(),
     };
-    let config = OperatorConfig {
-        mesh_provider: options.provider.as_str().parse()?,
-        ..OperatorConfig::default()
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator = operator(Operator::new(client.clone(), config, super::phases::handlers()), deps);
-    let operator_task = tokio::spawn(operator.run_until(async move {
-        let _ = stopped.await;
-    }));
-
-    let canaries: Api<Canary> = Api::namespaced(client.clone(), NAMESPACE);
-    canaries
+    log.say(&format!(
+        "no cluster configured: starting the in-process Kubernetes API server, a synthetic {} data plane and Prometheus",
+        options.provider.as_str()
+    ));
+    let env = Environment::start(options.provider).await?;
+    log.say(&format!(
+        "Prometheus at {}; creating Canary {NAMESPACE}/{APP}",
+        env.prometheus.url()
+    ));
+    env.canaries()
         .create(&PostParams::default(), &demo_canary(options.interval)?)
         .await?;
-    let mut progress = Progress::new(started);
-    progress
-        .until(&canaries, out, CanaryPhase::Waiting, options.rollout_timeout)
-        .await?;
+    env.wait_for(CanaryPhase::Waiting, options.rollout_timeout, |c| {
+        log.progress(c)
+    })
+    .await?;
 
-    writeln!(out, "\n== rollout 1: podinfo 6.0.1, healthy ==")?;
-    release(&client, "6.0.1", Health { error_rate: 0.0, latency_ms: 30.0 }).await?;
-    progress
-        .until(&canaries, out, CanaryPhase::Succeeded, options.rollout_timeout)
-        .await?;
+    log.say("== rollout 1: podinfo 6.0.1, healthy ==");
+    env.release(
+        "6.0.1",
+        Health {
+            error_rate: 0.0,
+            latency_ms: 30.0,
+        },
+    )
+    .await?;
+    env.wait_for(CanaryPhase::Succeeded, options.rollout_timeout, |c| {
+        log.progress(c)
+    })
+    .await?;
 
-    writeln!(out, "\n== rollout 2: podinfo 6.0.2, answers 30% of requests with 500 ==")?;
-    release(&client, "6.0.2", Health { error_rate: 0.3, latency_ms: 30.0 }).await?;
-    progress
-        .until(&canaries, out, CanaryPhase::Failed, options.rollout_timeout)
-        .await?;
+    log.say("== rollout 2: podinfo 6.0.2, answers 30% of requests with HTTP 500 ==");
+    env.release(
+        "6.0.2",
+        Health {
+            error_rate: 0.3,
+            latency_ms: 30.0,
+        },
+    )
+    .await?;
+    env.wait_for(CanaryPhase::Failed, options.rollout_timeout, |c| {
+        log.progress(c)
+    })
+    .await?;
 
-    let primary: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
-    let image = primary
-        .get(&format!("{APP}-primary"))
-        .await?
-        .spec
-        .template
-        .spec
-        .and_then(|pod| pod.containers.first().and_then(|c| c.image.clone()))
-        .unwrap_or_default();
-    let weights = router.weights(&Route::new(NAMESPACE, APP, PORT)).await?;
-    writeln!(
-        out,
-        "\ndone in {:.1}s: the primary runs {image}; traffic {}% primary / {}% canary",
-        started.elapsed().as_secs_f64(),
+    let weights = env.weights().await?;
+    let image = env.primary_image().await?;
+    log.say(&format!(
+        "done: the primary runs {image}; traffic {}% primary / {}% canary",
         weights.primary(),
         weights.canary()
-    )?;
-    let _ = stop.send(());
-    operator_task.await??;
-    Ok(())
+    ));
+    env.stop().await
+}
+
+/// Timestamped lines on the demo's output; a failed write (a closed pipe) only loses the line.
+struct Log<'a> {
+    out: &'a mut (dyn Write + Send),
+    started: Instant,
+}
+
+impl Log<'_> {
+    fn say(&mut self, line: &str) {
+        let _ = writeln!(
+            self.out,
+            "[{:>5.1}s] {line}",
+            self.started.elapsed().as_secs_f64()
+        );
+        let _ = self.out.flush();
+    }
+
+    fn progress(&mut self, canary: &Canary) {
+        self.say(&progress_line(canary));
+    }
+}
+
+/// One line a person can follow: phase, weight, measurements, failed checks, message.
+#[must_use]
+pub fn progress_line(canary: &Canary) -> String {
+    let status = canary.status.clone().unwrap_or_default();
+    let phase = status.phase.as_ref().map_or("-", |phase| phase.as_str());
+    let fields = &status.fields;
+    let measure = |name: &str, unit: &str| {
+        fields.measurements.get(name).map_or_else(
+            || "    -  ".to_owned(),
+            |value| format!("{value:6.1}{unit}"),
+        )
+    };
+    format!(
+        "{phase:<12} weight {:>3}%  success {}  p99 {}  failed checks {}/{}  {}",
+        fields.canary_weight,
+        measure("request-success-rate", "%"),
+        measure("request-duration", "ms"),
+        fields.failed_checks,
+        canary.spec.analysis.threshold,
+        status.message.unwrap_or_default(),
+    )
 }
 
 async fn create_app(client: &Client) -> anyhow::Result<()> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces
-        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?,
+        )
         .await?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
     deployments
-        .create(&PostParams::default(), &serde_json::from_value(app_deployment("6.0.0", Health::default()))?)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(app_deployment("6.0.0", Health::default()))?,
+        )
         .await?;
     Ok(())
 }
@@ -178,43 +426,6 @@ fn app_deployment(version: &str, health: Health) -> serde_json::Value {
     })
 }
 
-/// A new revision of the app: its image and how it behaves.
-async fn release(client: &Client, version: &str, health: Health) -> anyhow::Result<()> {
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
-    let mut patch = app_deployment(version, health);
-    // Only the template changes; the operator owns the replica count.
-    if let Some(spec) = patch["spec"].as_object_mut() {
-        spec.remove("replicas");
-    }
-    deployments
-        .patch(APP, &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    Ok(())
-}
-
-fn demo_canary(interval: Duration) -> anyhow::Result<Canary> {
-    let window = format!("{}s", (interval.as_secs() * 3).max(5));
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "delivery.autopilot.rs/v1",
-        "kind": "Canary",
-        "metadata": {"name": APP, "namespace": NAMESPACE},
-        "spec": {
-            "targetRef": {"name": APP},
-            "service": {"port": PORT},
-            "analysis": {
-                "interval": format!("{}ms", interval.as_millis()),
-                "threshold": 2,
-                "stepWeight": 20,
-                "maxWeight": 60,
-                "metrics": [
-                    {"name": "request-success-rate", "interval": window, "thresholdRange": {"min": 99.0}},
-                    {"name": "request-duration", "interval": window, "thresholdRange": {"max": 500.0}}
-                ]
-            }
-        }
-    }))?)
-}
-
 /// The health a Deployment's pods show, read from the demo's environment variables.
 fn health_of(deployment: &Deployment) -> Health {
     let env = deployment
@@ -238,94 +449,43 @@ fn health_of(deployment: &Deployment) -> Health {
     }
 }
 
-/// Sends requests every 100 ms, split as the mesh's routing objects say.
+/// Sends requests every 100 ms, split as the mesh's routing objects say, each workload answering
+/// as its Deployment's pod template says.
 async fn drive_traffic(client: Client, router: Arc<dyn TrafficRouter>, traffic: TrafficSimulator) {
     let deployments: Api<Deployment> = Api::namespaced(client, NAMESPACE);
     let route = Route::new(NAMESPACE, APP, PORT);
+    let health = |name: String| {
+        let deployments = deployments.clone();
+        async move {
+            deployments
+                .get_opt(&name)
+                .await
+                .ok()
+                .flatten()
+                .map_or_else(Health::default, |d| health_of(&d))
+        }
+    };
     let mut ticks = tokio::time::interval(Duration::from_millis(100));
     loop {
         ticks.tick().await;
-        let (primary_share, canary_share) = match router.weights(&route).await {
-            Ok(weights) => (weights.primary(), weights.canary()),
-            Err(_) => (100, 0),
-        };
-        let health = |name: String| {
-            let deployments = deployments.clone();
-            async move {
-                deployments
-                    .get_opt(&name)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map_or_else(Health::default, |d| health_of(&d))
-            }
-        };
-        let primary_health = health(format!("{APP}-primary")).await;
-        let canary_health = health(APP.to_owned()).await;
+        let (primary_share, canary_share) = router
+            .weights(&route)
+            .await
+            .map_or((100, 0), |weights| (weights.primary(), weights.canary()));
+        let primary = format!("{APP}-primary");
         traffic.tick(&[
-            Workload::new(format!("{APP}-primary"), u8::try_from(primary_share).unwrap_or(100), primary_health)
-                .behind_service(format!("{APP}-primary")),
-            Workload::new(APP, u8::try_from(canary_share).unwrap_or(0), canary_health)
+            Workload::new(
+                primary.clone(),
+                percent(primary_share),
+                health(primary.clone()).await,
+            )
+            .behind_service(primary),
+            Workload::new(APP, percent(canary_share), health(APP.to_owned()).await)
                 .behind_service(format!("{APP}-canary")),
         ]);
     }
 }
 
-/// Prints a line whenever the Canary's status changes.
-struct Progress {
-    started: Instant,
-    last: String,
-}
-
-impl Progress {
-    fn new(started: Instant) -> Self {
-        Self {
-            started,
-            last: String::new(),
-        }
-    }
-
-    async fn until(
-        &mut self,
-        canaries: &Api<Canary>,
-        out: &mut (dyn Write + Send),
-        wanted: CanaryPhase,
-        timeout: Duration,
-    ) -> anyhow::Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let canary = canaries.get(APP).await?;
-            let status = canary.status.clone().unwrap_or_default();
-            let phase = status.phase.as_ref().map(ToString::to_string).unwrap_or_else(|| "-".to_owned());
-            let fields = &status.fields;
-            let measure = |name: &str, unit: &str| {
-                fields
-                    .measurements
-                    .get(name)
-                    .map_or_else(|| "   -  ".to_owned(), |value| format!("{value:6.1}{unit}"))
-            };
-            let line = format!(
-                "{phase:<12} weight {:>3}%  success {}  p99 {}  failed checks {}/{}  {}",
-                fields.canary_weight,
-                measure("request-success-rate", "%"),
-                measure("request-duration", "ms"),
-                fields.failed_checks,
-                canary.spec.analysis.threshold,
-                status.message.clone().unwrap_or_default(),
-            );
-            if line != self.last {
-                writeln!(out, "[{:>5.1}s] {line}", self.started.elapsed().as_secs_f64())?;
-                out.flush()?;
-                self.last = line;
-            }
-            if phase == wanted.to_string() {
-                return Ok(());
-            }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "the canary did not reach {wanted} within {timeout:?} (it is {phase})"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
+fn percent(share: u32) -> u8 {
+    u8::try_from(share.min(100)).unwrap_or(100)
 }

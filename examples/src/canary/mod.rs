@@ -11,29 +11,17 @@
 //! - [`webhooks`]: the analysis webhooks.
 //! - [`demo`]: the whole thing on the in-process API server.
 
+pub mod demo;
 pub mod phases;
 pub mod spec;
 pub mod webhooks;
 pub mod workloads;
 
 use autopilot::Operator;
-use autopilot_mesh::MeshProvider;
-use autopilot_metrics::Provider;
 use k8s_openapi::api::apps::v1::Deployment;
 
 use phases::Deps;
 use spec::Canary;
-
-/// The built-in queries that fit a mesh: Istio's and Linkerd's own telemetry, Envoy's for Gateway
-/// API implementations and SMI meshes built on Envoy.
-#[must_use]
-pub fn metrics_provider(mesh: MeshProvider) -> Provider {
-    match mesh {
-        MeshProvider::Istio => Provider::Istio,
-        MeshProvider::Linkerd => Provider::Linkerd,
-        MeshProvider::Smi | MeshProvider::GatewayApi => Provider::Envoy,
-    }
-}
 
 /// Wires the canary's inputs and outputs into an operator: a change to a target Deployment or to
 /// a Deployment it owns wakes the Canary.

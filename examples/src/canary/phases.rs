@@ -28,8 +28,8 @@ pub struct Deps {
     pub router: Arc<dyn TrafficRouter>,
     /// Answers metric queries.
     pub prometheus: PrometheusClient,
-    /// Which built-in queries fit the mesh.
-    pub queries: Provider,
+    /// Which built-in queries fit the mesh (`None`: every metric needs its own query).
+    pub queries: Option<Provider>,
     /// Calls webhooks.
     pub http: reqwest::Client,
 }
@@ -330,7 +330,16 @@ async fn run_checks(
                     continue;
                 }
             },
-            (None, Ok(builtin)) => MetricCheck::builtin(deps.queries, builtin, threshold),
+            (None, Ok(builtin)) => match deps.queries {
+                Some(provider) => MetricCheck::builtin(provider, builtin, threshold),
+                None => {
+                    failed.push(format!(
+                        "{}: this mesh has no built-in queries; give the metric a query",
+                        metric.name
+                    ));
+                    continue;
+                }
+            },
             (None, Err(error)) => {
                 failed.push(error.to_string());
                 continue;
