@@ -5,7 +5,8 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::registry::{GenerationPolicy, ResourceType, ScalePaths};
-use crate::status::Cause;
+use crate::status::field;
+use crate::validation::FieldError;
 
 fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
     value
@@ -15,31 +16,30 @@ fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
 }
 
 /// Problems that make the API server reject a CRD.
-pub fn validate(crd: &Value) -> Vec<Cause> {
+pub fn validate(crd: &Value) -> Vec<FieldError> {
     let mut causes = Vec::new();
     let group = text(crd, "/spec/group");
     let plural = text(crd, "/spec/names/plural");
     if group.is_empty() {
-        causes.push(Cause::required("spec.group", ""));
+        causes.push(field::required("spec.group", ""));
     }
     if plural.is_empty() {
-        causes.push(Cause::required("spec.names.plural", ""));
+        causes.push(field::required("spec.names.plural", ""));
     }
     if text(crd, "/spec/names/kind").is_empty() {
-        causes.push(Cause::required("spec.names.kind", ""));
+        causes.push(field::required("spec.names.kind", ""));
     }
     let scope = text(crd, "/spec/scope");
     if scope != "Namespaced" && scope != "Cluster" {
-        causes.push(Cause::new(
-            "FieldValueNotSupported",
+        causes.push(field::not_supported(
             "spec.scope",
-            &format!("Unsupported value: {scope:?}"),
+            &json!(scope),
             "supported values: \"Cluster\", \"Namespaced\"",
         ));
     }
     let name = text(crd, "/metadata/name");
     if !group.is_empty() && !plural.is_empty() && name != format!("{plural}.{group}") {
-        causes.push(Cause::invalid(
+        causes.push(field::invalid(
             "metadata.name",
             &json!(name),
             "must be spec.names.plural+\".\"+spec.group",
@@ -47,7 +47,7 @@ pub fn validate(crd: &Value) -> Vec<Cause> {
     }
     let versions = crd.pointer("/spec/versions").and_then(Value::as_array);
     match versions {
-        None => causes.push(Cause::required(
+        None => causes.push(field::required(
             "spec.versions",
             "must have exactly one version marked as storage version",
         )),
@@ -57,7 +57,7 @@ pub fn validate(crd: &Value) -> Vec<Cause> {
                 .filter(|v| v.get("storage") == Some(&json!(true)))
                 .count();
             if storage != 1 {
-                causes.push(Cause::invalid(
+                causes.push(field::invalid(
                     "spec.versions",
                     &json!(
                         versions
@@ -185,6 +185,14 @@ pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
                     .and_then(Value::as_array)
                     .cloned()
                     .unwrap_or_default(),
+                selectable_fields: v
+                    .get("selectableFields")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f.get("jsonPath").and_then(Value::as_str))
+                    .map(|path| path.trim_start_matches('.').to_string())
+                    .collect(),
                 custom: true,
                 crd_name: Some(text(crd, "/metadata/name").to_string()),
                 storage: storage.clone(),

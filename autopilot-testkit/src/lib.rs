@@ -31,6 +31,7 @@ mod defaults;
 mod deployment_status;
 mod discovery;
 mod faults;
+mod filter;
 mod http;
 mod meta;
 pub mod prometheus;

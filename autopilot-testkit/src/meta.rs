@@ -4,7 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::registry::{GenerationPolicy, ResourceType};
-use crate::status::Cause;
+use crate::status::field;
+use crate::validation::FieldError;
 
 /// The current time as Kubernetes writes timestamps (RFC 3339, whole seconds, UTC).
 pub fn now() -> String {
@@ -64,36 +65,6 @@ pub fn generate_name(prefix: &str) -> String {
     format!("{prefix}{suffix}")
 }
 
-fn is_dns_label(label: &str) -> bool {
-    !label.is_empty()
-        && label.len() <= 63
-        && label
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !label.starts_with('-')
-        && !label.ends_with('-')
-}
-
-/// Checks `metadata.name` against the kind's naming rule (DNS label or DNS subdomain).
-pub fn validate_name(resource: &ResourceType, name: &str) -> Option<Cause> {
-    let label_only =
-        !resource.custom && matches!(resource.plural.as_str(), "namespaces" | "services");
-    let valid = if label_only {
-        is_dns_label(name)
-    } else {
-        name.len() <= 253 && name.split('.').all(is_dns_label)
-    };
-    if valid {
-        return None;
-    }
-    let rule = if label_only {
-        "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
-    } else {
-        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-    };
-    Some(Cause::invalid("metadata.name", &json!(name), rule))
-}
-
 /// Sets the fields the server owns on a new object: uid, creationTimestamp, generation; drops
 /// deletion fields and, when `status` is a subresource, the status.
 pub fn prepare_create(resource: &ResourceType, object: &mut Value, now: &str) {
@@ -138,7 +109,7 @@ pub fn prepare_update(
     old: &Value,
     new: &mut Value,
     part: Part,
-) -> Result<(), Cause> {
+) -> Result<(), FieldError> {
     if part == Part::Status {
         let status = new.get("status").cloned();
         let managed = new.pointer("/metadata/managedFields").cloned();
@@ -172,7 +143,7 @@ pub fn prepare_update(
             .into_iter()
             .find(|f| !old_finalizers.contains(f))
         {
-            return Err(Cause::forbidden(
+            return Err(field::forbidden(
                 "metadata.finalizers",
                 &format!(
                     "no new finalizers can be added if the object is being deleted, found new finalizers []string{{{added:?}}}"
@@ -292,13 +263,5 @@ mod tests {
         prepare_update(&resource, &old, &mut new, Part::Main).unwrap();
         assert_eq!(new["metadata"]["generation"], 2);
         assert_eq!(new["status"]["replicas"], 1);
-    }
-
-    #[test]
-    fn names_follow_dns_rules() {
-        let resource = deployment_type();
-        assert!(validate_name(&resource, "web.v1").is_none());
-        assert!(validate_name(&resource, "Web").is_some());
-        assert!(validate_name(&resource, "-web").is_some());
     }
 }

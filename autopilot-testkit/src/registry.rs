@@ -60,11 +60,12 @@ pub struct ResourceType {
     /// Whether a delete answers with the deleted object (otherwise a `Status`).
     pub returns_deleted_object: bool,
     /// The OpenAPI v3 schema (custom resources).
-    #[allow(dead_code, reason = "read by schema validation and OpenAPI publishing")]
     pub schema: Option<Value>,
     /// CRD `additionalPrinterColumns`.
     #[allow(dead_code, reason = "read by server-side table printing")]
     pub printer_columns: Vec<Value>,
+    /// Extra field selector paths (CRD `selectableFields`).
+    pub selectable_fields: Vec<String>,
     /// Whether the kind comes from a CRD.
     pub custom: bool,
     /// Name of the CRD that defines the kind.
@@ -122,6 +123,7 @@ impl ResourceType {
             returns_deleted_object: false,
             schema: None,
             printer_columns: Vec::new(),
+            selectable_fields: Vec::new(),
             custom: false,
             crd_name: None,
             storage: Self::storage_key(group, plural),

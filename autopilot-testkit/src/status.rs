@@ -2,55 +2,32 @@
 
 use serde_json::{Value, json};
 
-/// One field-level problem inside an `Invalid` (422) failure, as listed in `details.causes`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cause {
-    /// Machine-readable reason, e.g. `FieldValueRequired`, `FieldValueInvalid`.
-    pub reason: String,
-    /// Path of the offending field, e.g. `spec.replicas`.
-    pub field: String,
-    /// Human-readable message, e.g. `Required value`.
-    pub message: String,
-}
+use crate::validation::{FieldError, invalid_message};
 
-impl Cause {
-    /// A cause for a missing required field.
-    pub fn required(field: impl Into<String>, detail: &str) -> Self {
-        Self::new("FieldValueRequired", field, "Required value", detail)
+/// Field errors the server's own checks produce.
+pub(crate) mod field {
+    use serde_json::Value;
+
+    use crate::validation::{FieldError, FieldErrorKind};
+
+    /// `<field>: Required value[: detail]`.
+    pub fn required(field: &str, detail: &str) -> FieldError {
+        FieldError::new(field, FieldErrorKind::Required, None, detail)
     }
 
-    /// A cause for a field whose value is not acceptable.
-    pub fn invalid(field: impl Into<String>, value: &Value, detail: &str) -> Self {
-        let label = format!("Invalid value: {}", go_value(value));
-        Self::new("FieldValueInvalid", field, &label, detail)
+    /// `<field>: Invalid value: <value>: detail`.
+    pub fn invalid(field: &str, value: &Value, detail: &str) -> FieldError {
+        FieldError::new(field, FieldErrorKind::Invalid, Some(value), detail)
     }
 
-    /// A cause for a change the server does not allow.
-    pub fn forbidden(field: impl Into<String>, detail: &str) -> Self {
-        Self::new("FieldValueForbidden", field, "Forbidden", detail)
+    /// `<field>: Forbidden: detail`.
+    pub fn forbidden(field: &str, detail: &str) -> FieldError {
+        FieldError::new(field, FieldErrorKind::Forbidden, None, detail)
     }
 
-    /// A cause with an explicit reason and message prefix (`<label>: <detail>`).
-    pub fn new(reason: &str, field: impl Into<String>, label: &str, detail: &str) -> Self {
-        let message = if detail.is_empty() {
-            label.to_string()
-        } else {
-            format!("{label}: {detail}")
-        };
-        Self {
-            reason: reason.to_string(),
-            field: field.into(),
-            message,
-        }
-    }
-}
-
-/// Renders a value the way the API server quotes it in messages (`"text"`, `3`, `true`).
-fn go_value(value: &Value) -> String {
-    match value {
-        Value::String(s) => format!("{s:?}"),
-        Value::Null => "null".to_string(),
-        other => other.to_string(),
+    /// `<field>: Unsupported value: <value>: detail`.
+    pub fn not_supported(field: &str, value: &Value, detail: &str) -> FieldError {
+        FieldError::new(field, FieldErrorKind::NotSupported, Some(value), detail)
     }
 }
 
@@ -175,28 +152,17 @@ impl ApiError {
         )
     }
 
-    /// 422: the object failed validation.
-    pub fn invalid(resource: &impl Named, name: &str, causes: Vec<Cause>) -> Self {
-        let listed: Vec<String> = causes
-            .iter()
-            .map(|c| format!("{}: {}", c.field, c.message))
-            .collect();
-        let summary = match listed.as_slice() {
-            [one] => one.clone(),
-            many => format!("[{}]", many.join(", ")),
-        };
+    /// 422: the object failed validation; the message lists every field error as the server does.
+    pub fn invalid(resource: &impl Named, name: &str, errors: Vec<FieldError>) -> Self {
         let mut details = details(resource, name, resource.kind());
-        details["causes"] = causes
+        details["causes"] = errors
             .iter()
-            .map(|c| json!({ "reason": c.reason, "message": c.message, "field": c.field }))
+            .map(|e| json!({ "reason": e.kind.reason(), "message": e.message, "field": e.field }))
             .collect();
         Self::new(
             422,
             "Invalid",
-            format!(
-                "{} \"{name}\" is invalid: {summary}",
-                resource.qualified_kind()
-            ),
+            invalid_message(resource.kind(), resource.group(), name, &errors),
         )
         .with_details(details)
     }
@@ -337,8 +303,8 @@ mod tests {
             &Deployments,
             "web",
             vec![
-                Cause::required("spec.selector", ""),
-                Cause::invalid(
+                field::required("spec.selector", ""),
+                field::invalid(
                     "spec.replicas",
                     &json!(-1),
                     "must be greater than or equal to 0",

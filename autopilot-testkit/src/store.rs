@@ -72,6 +72,8 @@ pub struct Change {
     pub key: Key,
     /// The object after the write (its last state for deletions).
     pub stored: Stored,
+    /// The object before the write (for modifications).
+    pub previous: Option<Arc<Value>>,
 }
 
 /// What a [`Store::mutate`] closure decided.
@@ -315,6 +317,7 @@ impl Store {
             storage: storage.clone(),
             key: key.clone(),
             stored: stored.clone(),
+            previous: current.map(|c| c.object),
         });
         inner.record(change.clone());
         // No receivers is fine: nobody watches.

@@ -95,7 +95,7 @@ async fn a_controller_reacts_to_creates_updates_and_deletes() {
         api: api.clone(),
         seen: tx,
     });
-    let controller = Controller::new(api.clone(), watcher::Config::default())
+    let controller = Controller::new(api.clone(), watcher::Config::default().labels("mirror=yes"))
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {});
     let controller = tokio::spawn(controller);

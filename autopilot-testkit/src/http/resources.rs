@@ -12,9 +12,10 @@ use serde_json::{Value, json};
 use super::path::ResourcePath;
 use super::{AppState, Query, json_bytes, watch};
 use crate::cluster::key;
+use crate::filter::Filter;
 use crate::meta::Part;
 use crate::registry::ResourceType;
-use crate::status::{self, ApiError};
+use crate::status::{self, ApiError, field};
 use crate::store::{Key, Stored};
 use crate::write::{DeleteParams, Patch, PatchKind, Propagation, WriteParams};
 
@@ -64,6 +65,7 @@ pub async fn handle(call: Call<'_>) -> Result<Response, ApiError> {
     check_accept(call.headers)?;
     let params = WriteParams {
         dry_run: call.query.get("dryRun").is_some_and(|v| v == "All"),
+        field_manager: field_manager(call.query, call.headers),
     };
     let namespace = path.namespace.as_deref();
     let watching = path.watch
@@ -121,8 +123,14 @@ pub async fn handle(call: Call<'_>) -> Result<Response, ApiError> {
         }
         (&Method::DELETE, None) if endpoint == Endpoint::Main => {
             let options = delete_params(call.query, &call.body)?;
+            let filter = selection(call.query, &resource)?;
             let mut items = Vec::new();
-            for (ns, name) in cluster.store.keys(&resource.storage, namespace) {
+            let page = cluster
+                .store
+                .list(&resource.storage, namespace, None, None, |o| {
+                    filter.matches(o)
+                });
+            for (ns, name) in page.items.iter().map(|s| crate::store::key_of(&s.object)) {
                 match cluster.delete(&resource, Some(&ns), &name, &options, &params) {
                     Ok(deleted) => items.push(encoded(&resource, &deleted.stored)),
                     Err(e) if e.code == 404 => {}
@@ -136,6 +144,24 @@ pub async fn handle(call: Call<'_>) -> Result<Response, ApiError> {
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// The label and field selectors of a request.
+pub fn selection(query: &Query, resource: &ResourceType) -> Result<Filter, ApiError> {
+    let get = |name: &str| query.get(name).map(String::as_str);
+    Filter::parse(resource, get("labelSelector"), get("fieldSelector"))
+}
+
+/// The `fieldManager` parameter, or (as the server does) the user agent up to its first `/`.
+fn field_manager(query: &Query, headers: &HeaderMap) -> String {
+    if let Some(manager) = query.get("fieldManager").filter(|m| !m.is_empty()) {
+        return manager.clone();
+    }
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("unknown");
+    agent.split('/').next().unwrap_or("unknown").to_string()
 }
 
 /// Rejects requests that accept no JSON (protobuf-only clients fall back to JSON when offered both).
@@ -197,19 +223,33 @@ fn patch(
     endpoint: Endpoint,
     params: &WriteParams,
 ) -> Result<Response, ApiError> {
-    let kind = match content_type(call.headers) {
+    let content_type = content_type(call.headers);
+    let kind = match content_type {
         "application/json-patch+json" => PatchKind::Json,
         "application/merge-patch+json" => PatchKind::Merge,
+        "application/strategic-merge-patch+json" => PatchKind::Strategic,
+        "application/apply-patch+yaml" | "application/apply-patch+cbor" => PatchKind::Apply {
+            force: call.query.get("force").is_some_and(|v| v == "true"),
+        },
         other => {
-            let accepted = [
+            let mut accepted = vec![
                 "application/json-patch+json",
                 "application/merge-patch+json",
             ];
+            if !resource.custom {
+                accepted.push("application/strategic-merge-patch+json");
+            }
+            accepted.push("application/apply-patch+yaml");
             return Err(ApiError::unsupported_media_type(other, &accepted));
         }
     };
-    let patch: Value = serde_json::from_slice(&call.body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+    let patch: Value = match kind {
+        PatchKind::Apply { .. } => serde_json::from_slice(&call.body)
+            .or_else(|_| serde_saphyr::from_slice(&call.body))
+            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
+        _ => serde_json::from_slice(&call.body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
+    };
     let cluster = &call.state.cluster;
     let namespace = call.path.namespace.as_deref();
     let stored = match endpoint {
@@ -220,8 +260,8 @@ fn patch(
                 .ok_or_else(|| ApiError::not_found(&**resource, name))?;
             let mut scale = scale_of(resource, &current.object);
             match kind {
-                PatchKind::Merge => json_patch::merge(&mut scale, &patch),
                 PatchKind::Json => crate::write::apply_json_patch(&mut scale, &patch)?,
+                _ => json_patch::merge(&mut scale, &patch),
             }
             write_scale(call, resource, name, scale, params)?
         }
@@ -231,13 +271,18 @@ fn patch(
             } else {
                 Part::Main
             };
+            // Apply takes its manager only from the parameter, never from the user agent.
+            let mut params = params.clone();
+            if matches!(kind, PatchKind::Apply { .. }) {
+                params.field_manager = call.query.get("fieldManager").cloned().unwrap_or_default();
+            }
             cluster.patch(
                 resource,
                 namespace,
                 name,
                 Patch { kind, body: &patch },
                 part,
-                params,
+                &params,
             )?
         }
     };
@@ -308,7 +353,7 @@ fn write_scale(
         return Err(ApiError::invalid(
             &**resource,
             name,
-            vec![status::Cause::invalid(
+            vec![field::invalid(
                 "spec.replicas",
                 &replicas,
                 "must be greater than or equal to 0",
@@ -442,13 +487,7 @@ struct ContinueToken {
 }
 
 fn list(call: &Call<'_>, resource: &ResourceType) -> Result<Response, ApiError> {
-    for selector in ["labelSelector", "fieldSelector"] {
-        if call.query.get(selector).is_some_and(|s| !s.is_empty()) {
-            return Err(ApiError::bad_request(format!(
-                "{selector} is not supported by this server"
-            )));
-        }
-    }
+    let filter = selection(call.query, resource)?;
     let store = &call.state.cluster.store;
     let limit = match call.query.get("limit") {
         Some(limit) => Some(
@@ -481,7 +520,7 @@ fn list(call: &Call<'_>, resource: &ResourceType) -> Result<Response, ApiError> 
         namespace,
         token.as_ref().map(|t| &t.start),
         limit,
-        |_| true,
+        |object| filter.matches(object),
     );
     let rv = token.as_ref().map_or(page.rv, |t| t.rv);
     let next = page.next.map(|start| {

@@ -14,9 +14,10 @@ use tokio::time::{Instant, Interval};
 
 use super::resources::encoded;
 use super::{AppState, Query};
+use crate::filter::Filter;
 use crate::registry::ResourceType;
 use crate::status::ApiError;
-use crate::store::{Change, Stored};
+use crate::store::{Change, EventType, Stored};
 
 /// Server-side default when a client gives no `timeoutSeconds` (the real server picks 30-60 minutes).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
@@ -24,6 +25,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 struct Stream {
     resource: Arc<ResourceType>,
     namespace: Option<String>,
+    filter: Filter,
     pending: VecDeque<Bytes>,
     receiver: broadcast::Receiver<Arc<Change>>,
     last_rv: u64,
@@ -59,25 +61,47 @@ fn error_event(error: &ApiError) -> Bytes {
 }
 
 impl Stream {
-    fn wanted(&self, change: &Change) -> bool {
-        *change.storage == *self.resource.storage
+    /// The event this watcher gets for `change`, if any: objects entering the selection are ADDED,
+    /// objects leaving it DELETED, as the real server reports them.
+    fn event_for(&self, change: &Change) -> Option<Bytes> {
+        let in_scope = *change.storage == *self.resource.storage
             && self
                 .namespace
                 .as_deref()
-                .is_none_or(|ns| change.key.0 == ns)
+                .is_none_or(|ns| change.key.0 == ns);
+        if !in_scope {
+            return None;
+        }
+        let kind = if self.filter.is_everything() {
+            change.event
+        } else {
+            let now = self.filter.matches(&change.stored.object);
+            let before = change
+                .previous
+                .as_ref()
+                .is_some_and(|p| self.filter.matches(p));
+            match (change.event, before, now) {
+                (EventType::Modified, true, true) => EventType::Modified,
+                (EventType::Modified, false, true) | (EventType::Added, _, true) => {
+                    EventType::Added
+                }
+                (EventType::Modified, true, false) | (EventType::Deleted, _, true) => {
+                    EventType::Deleted
+                }
+                _ => return None,
+            }
+        };
+        Some(event(
+            kind.as_str(),
+            &encoded(&self.resource, &change.stored),
+        ))
     }
 
     fn wanted_object(&self, stored: &Stored) -> bool {
         self.namespace
             .as_deref()
             .is_none_or(|ns| crate::meta::meta_str(&stored.object, "namespace") == ns)
-    }
-
-    fn change_event(&self, change: &Change) -> Bytes {
-        event(
-            change.event.as_str(),
-            &encoded(&self.resource, &change.stored),
-        )
+            && self.filter.matches(&stored.object)
     }
 
     async fn next(&mut self) -> Option<Bytes> {
@@ -101,8 +125,8 @@ impl Stream {
                 received = self.receiver.recv() => match received {
                     Ok(change) => {
                         self.last_rv = change.rv;
-                        if self.wanted(&change) {
-                            return Some(self.change_event(&change));
+                        if let Some(line) = self.event_for(&change) {
+                            return Some(line);
                         }
                     }
                     // A watcher too slow to keep up is closed, as the real server does; the client resumes
@@ -125,13 +149,7 @@ pub fn serve(
     namespace: Option<&str>,
     query: &Query,
 ) -> Result<Response, ApiError> {
-    for selector in ["labelSelector", "fieldSelector"] {
-        if query.get(selector).is_some_and(|s| !s.is_empty()) {
-            return Err(ApiError::bad_request(format!(
-                "{selector} is not supported by this server"
-            )));
-        }
-    }
+    let filter = super::resources::selection(query, &resource)?;
     let flag = |name: &str| query.get(name).is_some_and(|v| v == "true" || v == "1");
     let since = match query.get("resourceVersion").map(String::as_str) {
         None | Some("" | "0") => None,
@@ -163,6 +181,7 @@ pub fn serve(
     };
     let mut stream = Stream {
         namespace: namespace.map(ToString::to_string),
+        filter,
         pending,
         receiver: subscription.receiver,
         last_rv: subscription.rv,
@@ -188,8 +207,7 @@ pub fn serve(
         }
     }
     for change in &subscription.backlog {
-        if stream.wanted(change) {
-            let line = stream.change_event(change);
+        if let Some(line) = stream.event_for(change) {
             stream.pending.push_back(line);
         }
     }
