@@ -10,7 +10,7 @@ use std::time::Duration;
 use autopilot::Operator;
 use autopilot::config::OperatorConfig;
 use autopilot::leader::LeaderElectionConfig;
-use autopilot::observability::{Health, Metrics};
+use autopilot::observability::{Health, Metrics, Readiness};
 use autopilot::shutdown::{OperatorProcess, ProcessError};
 use autopilot_testkit::ApiServer;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 struct Replica {
     name: &'static str,
     metrics: Metrics,
+    health: Health,
     task: JoinHandle<Result<(), ProcessError>>,
 }
 
@@ -51,16 +52,17 @@ fn start(
         }),
         grace_period: Duration::from_secs(5),
     };
-    let metrics = Metrics::new();
+    let (metrics, health) = (Metrics::new(), Health::new());
     let task = tokio::spawn(operator.run_process(
         process,
         metrics.clone(),
-        Health::new(),
+        health.clone(),
         shutdown.clone(),
     ));
     Replica {
         name,
         metrics,
+        health,
         task,
     }
 }
@@ -121,12 +123,19 @@ async fn only_the_leader_runs_handlers_and_a_standby_takes_over_when_it_dies() {
         )
     };
     for replica in &replicas {
+        let leads = replica.name == leader;
         assert_eq!(
             gauge(replica),
-            Some(if replica.name == leader { 1.0 } else { 0.0 }),
+            Some(if leads { 1.0 } else { 0.0 }),
             "{}",
             replica.name
         );
+        // Both become ready: the leader once its cache sync is reported, the standby as it waits its turn.
+        let expected = Readiness::Ready(if leads { "ok" } else { "ok: standby" });
+        eventually(&format!("{} is {expected:?}", replica.name), || async {
+            replica.health.readiness() == expected
+        })
+        .await;
     }
 
     // The leader dies without releasing the Lease.
@@ -163,6 +172,14 @@ async fn only_the_leader_runs_handlers_and_a_standby_takes_over_when_it_dies() {
         "a handler ran on two replicas at once for one object"
     );
     assert_eq!(gauge(&survivor), Some(1.0));
+    for name in ["one", "two", "three"] {
+        let starts = journal
+            .runs()
+            .iter()
+            .filter(|r| r.object == name && r.phase == "Starting")
+            .count();
+        assert_eq!(starts, 1, "Starting of {name} ran {starts} times");
+    }
 
     shutdown.cancel();
     survivor.task.await.unwrap().unwrap();
