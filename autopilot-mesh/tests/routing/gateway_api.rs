@@ -1,0 +1,124 @@
+use autopilot_mesh::resources::gateway::HttpRoute;
+use autopilot_mesh::{
+    Feature, GatewayRef, MeshProvider, MirrorShare, RequestMatch, RouterError, RouterOptions,
+    ValueMatch, Weights, router_for,
+};
+use serde_json::json;
+
+use crate::cluster::{APP, assert_invalid_weights_write_nothing, cluster, shift_weights, weights};
+
+fn backend(name: &str, weight: u32) -> serde_json::Value {
+    json!({"name": name, "port": 9898, "weight": weight})
+}
+
+#[tokio::test]
+async fn gateway_api_shifts_weights_keeps_user_fields_and_is_collected_with_its_owner() {
+    let c = cluster().await;
+    let options = RouterOptions::default().with_gateway(GatewayRef::new("ingress", "public"));
+    let router = router_for(MeshProvider::GatewayApi, c.client.clone(), options).unwrap();
+    let (primary, canary) = (c.route.primary_service(), c.route.canary_service());
+
+    assert_eq!(router.ensure(&c.route).await.unwrap(), Weights::PRIMARY);
+    let route = c.json::<HttpRoute>(APP).await;
+    assert_eq!(
+        route["spec"]["parentRefs"],
+        json!([{"name": "public", "namespace": "ingress"}])
+    );
+    assert_eq!(
+        route["spec"]["rules"],
+        json!([{"backendRefs": [backend(&primary, 100), backend(&canary, 0)]}])
+    );
+    c.assert_owned::<HttpRoute>(APP).await;
+
+    shift_weights(&*router, &c.route).await;
+
+    // A user applies timeouts on our rule, a rule of their own, and hostnames.
+    let mut rules = c.json::<HttpRoute>(APP).await["spec"]["rules"].clone();
+    rules[0]["timeouts"] = json!({"request": "10s"});
+    let docs = json!({"matches": [{"path": {"type": "PathPrefix", "value": "/docs"}}],
+        "backendRefs": [{"name": "docs", "port": 80}]});
+    let rules = json!([rules[0], docs]);
+    c.user_apply::<HttpRoute>(
+        APP,
+        json!({"rules": rules, "hostnames": ["shop.example.com"]}),
+    )
+    .await;
+
+    assert_eq!(
+        router.set_weights(&c.route, 60, 40).await.unwrap(),
+        weights(60, 40)
+    );
+    let route = c.json::<HttpRoute>(APP).await;
+    assert_eq!(
+        route["spec"]["rules"][0]["timeouts"],
+        json!({"request": "10s"})
+    );
+    assert_eq!(
+        route["spec"]["rules"][0]["backendRefs"],
+        json!([backend(&primary, 60), backend(&canary, 40)])
+    );
+    assert_eq!(route["spec"]["rules"][1], docs);
+    assert_eq!(route["spec"]["hostnames"], json!(["shop.example.com"]));
+
+    assert_invalid_weights_write_nothing::<HttpRoute>(&c, &*router).await;
+
+    let before = c.resource_version::<HttpRoute>(APP).await;
+    let error = router
+        .set_mirror(&c.route, Some(MirrorShare::ALL))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        RouterError::Unsupported {
+            provider: MeshProvider::GatewayApi,
+            feature: Feature::Mirroring
+        }
+    ));
+    assert_eq!(c.resource_version::<HttpRoute>(APP).await, before);
+
+    router.reset(&c.route).await.unwrap();
+    assert_eq!(router.weights(&c.route).await.unwrap(), Weights::PRIMARY);
+    assert_eq!(
+        c.json::<HttpRoute>(APP).await["spec"]["rules"][0]["timeouts"]["request"],
+        "10s"
+    );
+
+    c.delete_owner().await;
+    c.wait_until_collected::<HttpRoute>(&[APP.to_owned()]).await;
+}
+
+#[tokio::test]
+async fn gateway_api_routes_matching_requests_to_the_canary() {
+    let c = cluster().await;
+    let options = RouterOptions::default().with_gateway(GatewayRef::new("ingress", "public"));
+    let router = router_for(MeshProvider::GatewayApi, c.client.clone(), options).unwrap();
+    let (primary, canary) = (c.route.primary_service(), c.route.canary_service());
+
+    let matches = [
+        RequestMatch::header("x-canary", ValueMatch::Exact("insider".into())),
+        RequestMatch::cookie("canary", "always"),
+    ];
+    router.set_matches(&c.route, &matches).await.unwrap();
+    router.set_weights(&c.route, 90, 10).await.unwrap();
+    let route = c.json::<HttpRoute>(APP).await;
+    assert_eq!(
+        route["spec"]["rules"],
+        json!([
+            {
+                "matches": [{"headers": [
+                    {"type": "Exact", "name": "x-canary", "value": "insider"},
+                    {"type": "RegularExpression", "name": "cookie", "value": "^(.*?;\\s*)?(canary=always)(;.*)?$"},
+                ]}],
+                "backendRefs": [backend(&canary, 100)],
+            },
+            {"backendRefs": [backend(&primary, 90), backend(&canary, 10)]},
+        ])
+    );
+
+    router.set_matches(&c.route, &[]).await.unwrap();
+    let route = c.json::<HttpRoute>(APP).await;
+    assert_eq!(
+        route["spec"]["rules"],
+        json!([{"backendRefs": [backend(&primary, 90), backend(&canary, 10)]}])
+    );
+}

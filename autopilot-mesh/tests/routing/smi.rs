@@ -1,0 +1,99 @@
+use autopilot_mesh::resources::smi::TrafficSplit;
+use autopilot_mesh::{
+    Feature, LinkerdBackend, MeshProvider, MirrorShare, RequestMatch, RouterError, RouterOptions,
+    Weights, router_for,
+};
+use serde_json::json;
+
+use crate::cluster::{APP, assert_invalid_weights_write_nothing, cluster, shift_weights, weights};
+
+#[tokio::test]
+async fn smi_shifts_weights_keeps_user_fields_and_is_collected_with_its_owner() {
+    let c = cluster().await;
+    let router = router_for(
+        MeshProvider::Smi,
+        c.client.clone(),
+        RouterOptions::default(),
+    )
+    .unwrap();
+    let (primary, canary) = (c.route.primary_service(), c.route.canary_service());
+
+    assert_eq!(router.ensure(&c.route).await.unwrap(), Weights::PRIMARY);
+    let split = c.json::<TrafficSplit>(APP).await;
+    assert_eq!(split["apiVersion"], "split.smi-spec.io/v1alpha2");
+    assert_eq!(
+        split["spec"],
+        json!({"service": APP, "backends": [
+            {"service": primary, "weight": 100},
+            {"service": canary, "weight": 0},
+        ]})
+    );
+    c.assert_owned::<TrafficSplit>(APP).await;
+
+    shift_weights(&*router, &c.route).await;
+
+    let matches = json!([{"kind": "HTTPRouteGroup", "name": "ab-test"}]);
+    c.user_edit::<TrafficSplit>(APP, json!({"spec": {"matches": matches}}))
+        .await;
+    assert_eq!(
+        router.set_weights(&c.route, 30, 70).await.unwrap(),
+        weights(30, 70)
+    );
+    let split = c.json::<TrafficSplit>(APP).await;
+    assert_eq!(split["spec"]["matches"], matches);
+    assert_eq!(
+        split["spec"]["backends"][1],
+        json!({"service": canary, "weight": 70})
+    );
+
+    assert_invalid_weights_write_nothing::<TrafficSplit>(&c, &*router).await;
+
+    // No request matching or mirroring on TrafficSplit: a typed error, nothing written.
+    assert!(!router.supports(Feature::RequestMatching) && !router.supports(Feature::Mirroring));
+    let before = c.resource_version::<TrafficSplit>(APP).await;
+    let error = router
+        .set_matches(&c.route, &[RequestMatch::cookie("canary", "always")])
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        RouterError::Unsupported {
+            provider: MeshProvider::Smi,
+            feature: Feature::RequestMatching
+        }
+    ));
+    let error = router
+        .set_mirror(&c.route, Some(MirrorShare::ALL))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        RouterError::Unsupported {
+            feature: Feature::Mirroring,
+            ..
+        }
+    ));
+    assert_eq!(c.resource_version::<TrafficSplit>(APP).await, before);
+
+    router.reset(&c.route).await.unwrap();
+    assert_eq!(router.weights(&c.route).await.unwrap(), Weights::PRIMARY);
+    assert_eq!(
+        c.json::<TrafficSplit>(APP).await["spec"]["matches"],
+        matches
+    );
+
+    c.delete_owner().await;
+    c.wait_until_collected::<TrafficSplit>(&[APP.to_owned()])
+        .await;
+}
+
+#[tokio::test]
+async fn linkerd_can_route_with_a_traffic_split() {
+    let c = cluster().await;
+    let options = RouterOptions::default().with_linkerd(LinkerdBackend::TrafficSplit);
+    let router = router_for(MeshProvider::Linkerd, c.client.clone(), options).unwrap();
+    assert_eq!(router.provider(), MeshProvider::Linkerd);
+    shift_weights(&*router, &c.route).await;
+    let split = c.json::<TrafficSplit>(APP).await;
+    assert_eq!(split["spec"]["backends"][1]["weight"], 100);
+}
