@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::time::Duration;
 
 use kube::api::{Patch, PatchParams};
 use kube::core::NamespaceResourceScope;
@@ -15,8 +16,12 @@ use crate::route::Route;
 /// The field manager routers apply with unless configured otherwise.
 pub const FIELD_MANAGER: &str = "autopilot";
 
-/// How often a read-modify-apply is retried when another writer changed the object in between.
-const ATTEMPTS: usize = 5;
+/// How often a read-modify-apply is tried when other writers keep changing the object in between.
+const ATTEMPTS: u32 = 10;
+
+/// Pause before the first retry; it doubles (with jitter) up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(5);
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
 /// Bounds of the routing objects a [`Writer`] handles.
 pub(crate) trait RoutingObject:
@@ -129,11 +134,21 @@ impl Writer {
                 }
                 Err(kube::Error::Api(status)) if status.is_conflict() && attempt < ATTEMPTS => {
                     tracing::debug!(kind = %kind::<K>(), namespace = %route.namespace, name, attempt, "changed concurrently, applying again");
+                    tokio::time::sleep(backoff(attempt)).await;
                 }
                 Err(source) => return Err(api_error::<K>("apply", route, name, source)),
             }
         }
     }
+}
+
+/// The pause after `attempt` failed tries: doubling from [`FIRST_BACKOFF`], capped, with up to 50 %
+/// jitter so racing writers fall out of step.
+fn backoff(attempt: u32) -> Duration {
+    let base = FIRST_BACKOFF
+        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+        .min(MAX_BACKOFF);
+    base.mul_f64(0.5 + fastrand::f64() * 0.5)
 }
 
 /// Metadata of an applied object: identity, owner, our label, and the stored resourceVersion as a

@@ -3,6 +3,7 @@ use autopilot_mesh::{
     Feature, LinkerdBackend, MeshProvider, MirrorShare, RequestMatch, RouterError, RouterOptions,
     Weights, router_for,
 };
+use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use crate::cluster::{APP, assert_invalid_weights_write_nothing, cluster, shift_weights, weights};
@@ -96,4 +97,38 @@ async fn linkerd_can_route_with_a_traffic_split() {
     shift_weights(&*router, &c.route).await;
     let split = c.json::<TrafficSplit>(APP).await;
     assert_eq!(split["spec"]["backends"][1]["weight"], 100);
+}
+
+#[tokio::test]
+async fn weight_changes_racing_user_edits_all_land_and_lose_nothing() {
+    let c = cluster().await;
+    let router = router_for(
+        MeshProvider::Smi,
+        c.client.clone(),
+        RouterOptions::default(),
+    )
+    .unwrap();
+    router.ensure(&c.route).await.unwrap();
+
+    let api = c.api::<TrafficSplit>();
+    let user = tokio::spawn(async move {
+        for i in 0..20 {
+            let patch = json!({"metadata": {"annotations": {format!("edit-{i}"): "done"}}});
+            api.patch(APP, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .unwrap();
+        }
+    });
+    // Each apply carries the resourceVersion it read; a stale one is retried, never lost.
+    for canary in (0..=100).step_by(5) {
+        router
+            .set_weights(&c.route, 100 - canary, canary)
+            .await
+            .unwrap();
+    }
+    user.await.unwrap();
+
+    assert_eq!(router.weights(&c.route).await.unwrap(), Weights::CANARY);
+    let split = c.api::<TrafficSplit>().get(APP).await.unwrap();
+    assert_eq!(split.metadata.annotations.unwrap().len(), 20);
 }
