@@ -150,7 +150,7 @@ impl ProcessError {
 /// graceful shutdown.
 ///
 /// [`OperatorProcess::run`] serves `/metrics`, `/healthz` and `/readyz`; contends for the Lease (when
-/// configured); runs the controllers only while leading (see [`run_while_leading`]); on shutdown gives
+/// configured); runs the controllers only while leading (see [`lead_once`]); on shutdown gives
 /// in-flight handlers the grace period, then releases the Lease and stops the server.
 ///
 /// ```no_run
