@@ -96,20 +96,20 @@ impl Phases {
         }
     }
 
-    /// The final phase a new object reaches through the generated handlers.
-    pub fn end(&self) -> &str {
+    /// The phases a new object goes through with the generated handlers, from the initial phase to a final
+    /// one.
+    pub fn path(&self) -> Vec<&str> {
         let mut index = self.0.iter().position(|p| p.initial).unwrap_or_default();
+        let mut path = vec![self.0[index].name.as_str()];
         // Each step moves forward in the list or into a final phase, so this ends within `len` steps.
-        for _ in 0..=self.0.len() {
-            if self.0[index].is_final {
-                break;
-            }
+        while !self.0[index].is_final && path.len() <= self.0.len() {
             index = match self.step(index) {
                 Step::Next(name) => self.0.iter().position(|p| p.name == name).unwrap_or(index),
                 Step::Fail => self.0.iter().position(|p| p.failure).unwrap_or(index),
             };
+            path.push(&self.0[index].name);
         }
-        &self.0[index].name
+        path
     }
 }
 
@@ -273,7 +273,7 @@ mod tests {
         assert_eq!(handled, ["Pending", "Running"]);
         assert_eq!(phases.step(0), Step::Next("Running"));
         assert_eq!(phases.step(1), Step::Next("Done"));
-        assert_eq!(phases.end(), "Done");
+        assert_eq!(phases.path(), ["Pending", "Running", "Done"]);
     }
 
     #[test]
@@ -282,7 +282,7 @@ mod tests {
         assert!(phases.all()[1].is_final);
         assert_eq!(phases.attribute(), "Start(initial), Broken(final, failure)");
         assert_eq!(phases.step(0), Step::Fail);
-        assert_eq!(phases.end(), "Broken");
+        assert_eq!(phases.path(), ["Start", "Broken"]);
     }
 
     #[test]
@@ -292,7 +292,7 @@ mod tests {
                 .unwrap();
         assert_eq!(phases.step(2), Step::Next("Checking"));
         assert_eq!(phases.step(3), Step::Next("Done"));
-        assert_eq!(phases.end(), "Done");
+        assert_eq!(phases.path(), ["Pending", "Checking", "Done"]);
         let handled: Vec<&str> = phases.handled().map(|p| p.name.as_str()).collect();
         assert_eq!(handled, ["Cleanup", "Pending", "Checking"]);
     }

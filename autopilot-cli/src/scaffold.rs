@@ -181,6 +181,13 @@ impl NewProject {
         let phases = self.phases.attribute();
         let kind_lower = kind.to_lowercase();
         let phase_list = phase_names.join(", ");
+        // The status keeps the last HISTORY_LIMIT (10) phases an object entered.
+        let path = self.phases.path();
+        let path: Vec<String> = path[path.len().saturating_sub(10)..]
+            .iter()
+            .map(|phase| format!("{kind}Phase::{phase}"))
+            .collect();
+        let path = path.join(", ");
         let values: [(&str, &str); 15] = [
             ("name", self.name.as_str()),
             ("crate_name", &crate_name),
@@ -192,7 +199,7 @@ impl NewProject {
             ("var", &var),
             ("handlers", &handlers),
             ("handler_fields", &handler_fields),
-            ("end_phase", self.phases.end()),
+            ("path", &path),
             ("autopilot_dep", &autopilot_dep),
             ("testkit_dep", &testkit_dep),
             ("docker_note", &docker_note),
@@ -437,7 +444,7 @@ mod tests {
         assert!(
             e2e.contains("use rollout_operator::{handlers, Rollout, RolloutPhase, RolloutSpec};")
         );
-        assert!(e2e.contains("assert_eq!(phase, RolloutPhase::Done);"));
+        assert!(e2e.contains("[RolloutPhase::Pending, RolloutPhase::Running, RolloutPhase::Done]"));
     }
 
     #[test]
@@ -450,7 +457,9 @@ mod tests {
         assert!(lib.contains("async fn r#match("));
         assert!(lib.contains("Ok(Transition::fail(message))"));
         assert!(lib.contains("Transition::next(RolloutPhase::Cleanup).with_message(message)"));
-        assert!(file(&files, "tests/e2e.rs").contains("RolloutPhase::Broken"));
+        assert!(
+            file(&files, "tests/e2e.rs").contains("[RolloutPhase::Match, RolloutPhase::Broken]")
+        );
     }
 
     #[test]
