@@ -38,9 +38,13 @@ fn describe(output: &Output) -> String {
 
 #[test]
 fn generated_project_passes_its_own_tests() {
-    let dir = tempfile::tempdir().unwrap();
-    let project = dir.path().join("rollout-operator");
     let workspace = workspace();
+    // A fixed place under target/ rather than a fresh temporary directory: the project's path is part of
+    // its artifacts' hashes, so each run replaces the previous run's artifacts instead of adding to them.
+    let project = workspace.join("target/tests/autopilot-cli/rollout-operator");
+    if project.exists() {
+        std::fs::remove_dir_all(&project).unwrap();
+    }
     let new = Command::new(env!("CARGO_BIN_EXE_autopilot"))
         .args(["new", "rollout-operator", "--dir"])
         .arg(&project)
