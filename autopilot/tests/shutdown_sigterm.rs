@@ -12,12 +12,15 @@ use std::time::Duration;
 use autopilot::Operator;
 use autopilot::config::OperatorConfig;
 use autopilot::leader::LeaderElectionConfig;
+use autopilot::observability::{LogConfig, LogFormat, init_logging};
 use autopilot_testkit::ApiServer;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use observability_support::drill::{Drill, DrillSpec, Journal, Recorder, create, install, phase};
+use observability_support::{assert_sample, get};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
+use tokio::sync::oneshot;
 
 const API_URL: &str = "AUTOPILOT_SIGTERM_TEST_API_URL";
 const WORK_SECONDS: &str = "AUTOPILOT_SIGTERM_TEST_WORK_SECONDS";
@@ -32,6 +35,12 @@ async fn operator_process() {
         return;
     };
     let seconds = |name| Duration::from_secs(std::env::var(name).unwrap().parse().unwrap());
+    // JSON logs on stderr: the parent reads the address the probe server bound from them.
+    let log = LogConfig {
+        format: LogFormat::Json,
+        filter: "info".to_owned(),
+    };
+    init_logging(&log).unwrap();
     let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
     let config = OperatorConfig {
         metrics_address: "127.0.0.1:0".parse().unwrap(),
@@ -57,6 +66,8 @@ struct OperatorProcess {
     child: Child,
     lines: Lines<BufReader<ChildStdout>>,
     seen: Vec<String>,
+    /// The address of the child's `/metrics`, `/healthz`, `/readyz` server, from its log.
+    probes: Option<oneshot::Receiver<String>>,
 }
 
 impl OperatorProcess {
@@ -73,13 +84,31 @@ impl OperatorProcess {
             .env(WORK_SECONDS, work_seconds.to_string())
             .env(GRACE_SECONDS, grace_seconds.to_string())
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .unwrap();
         let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (address_tx, probes) = oneshot::channel();
+        let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
+        tokio::spawn(async move {
+            let mut address_tx = Some(address_tx);
+            while let Ok(Some(line)) = log.next_line().await {
+                let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                if entry["fields"]["message"] == "serving /metrics, /healthz and /readyz"
+                    && let (Some(tx), Some(address)) =
+                        (address_tx.take(), entry["fields"]["address"].as_str())
+                {
+                    let _ = tx.send(address.to_owned());
+                }
+            }
+        });
         Self {
             child,
             lines,
+            probes: Some(probes),
             seen: Vec::new(),
         }
     }
@@ -99,6 +128,15 @@ impl OperatorProcess {
         found
             .await
             .unwrap_or_else(|_| panic!("no {line:?} within a minute: {:?}", self.seen));
+    }
+
+    /// The base URL of the child's probe server.
+    async fn probe_url(&mut self) -> String {
+        let address = tokio::time::timeout(Duration::from_secs(60), self.probes.take().unwrap())
+            .await
+            .expect("no probe server address logged")
+            .unwrap();
+        format!("http://{address}")
     }
 
     fn terminate(&self) {
@@ -151,6 +189,35 @@ async fn sigterm_mid_phase_lets_the_handler_finish_releases_the_lease_and_exits_
     .await;
     operator.wait_for_line("started slow").await;
     assert_eq!(holder(&api).await.as_deref(), Some("child"));
+
+    // Mid-phase, the operator process reports itself over HTTP.
+    let probes = operator.probe_url().await;
+    assert_eq!(get(&format!("{probes}/healthz")).await.0, 200);
+    assert_eq!(
+        get(&format!("{probes}/readyz")).await,
+        (200, "ok".to_owned())
+    );
+    let (_, text) = get(&format!("{probes}/metrics")).await;
+    assert_sample(
+        &text,
+        r#"leader_election_master_status{name="sigterm-operator"}"#,
+        1.0,
+    );
+    assert_sample(
+        &text,
+        r#"controller_runtime_active_workers{controller="drill"}"#,
+        1.0,
+    );
+    assert_sample(
+        &text,
+        r#"autopilot_objects{controller="drill",phase="Working"}"#,
+        1.0,
+    );
+    assert_sample(
+        &text,
+        r#"autopilot_phase_transitions_total{controller="drill",from="Starting",to="Working"}"#,
+        1.0,
+    );
 
     operator.terminate();
     let (status, output) = operator.exit().await;
