@@ -20,7 +20,7 @@ use observability_support::drill::{Drill, DrillSpec, Journal, Recorder, create, 
 use observability_support::{assert_sample, get};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 
 const API_URL: &str = "AUTOPILOT_SIGTERM_TEST_API_URL";
 const WORK_SECONDS: &str = "AUTOPILOT_SIGTERM_TEST_WORK_SECONDS";
@@ -66,8 +66,8 @@ struct OperatorProcess {
     child: Child,
     lines: Lines<BufReader<ChildStdout>>,
     seen: Vec<String>,
-    /// The address of the child's `/metrics`, `/healthz`, `/readyz` server, from its log.
-    probes: Option<oneshot::Receiver<String>>,
+    /// The child's JSON log lines, in order.
+    log: mpsc::UnboundedReceiver<serde_json::Value>,
 }
 
 impl OperatorProcess {
@@ -89,26 +89,19 @@ impl OperatorProcess {
             .spawn()
             .unwrap();
         let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (address_tx, probes) = oneshot::channel();
-        let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
+        let (log_tx, log) = mpsc::unbounded_channel();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
         tokio::spawn(async move {
-            let mut address_tx = Some(address_tx);
-            while let Ok(Some(line)) = log.next_line().await {
-                let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
-                    continue;
-                };
-                if entry["fields"]["message"] == "serving /metrics, /healthz and /readyz"
-                    && let (Some(tx), Some(address)) =
-                        (address_tx.take(), entry["fields"]["address"].as_str())
-                {
-                    let _ = tx.send(address.to_owned());
+            while let Ok(Some(line)) = stderr.next_line().await {
+                if let Ok(entry) = serde_json::from_str(&line) {
+                    let _ = log_tx.send(entry);
                 }
             }
         });
         Self {
             child,
             lines,
-            probes: Some(probes),
+            log,
             seen: Vec::new(),
         }
     }
@@ -130,13 +123,27 @@ impl OperatorProcess {
             .unwrap_or_else(|_| panic!("no {line:?} within a minute: {:?}", self.seen));
     }
 
-    /// The base URL of the child's probe server.
-    async fn probe_url(&mut self) -> String {
-        let address = tokio::time::timeout(Duration::from_secs(60), self.probes.take().unwrap())
+    /// Reads the child's log until a line with `message`, and returns that line.
+    async fn wait_for_log(&mut self, message: &str) -> serde_json::Value {
+        let found = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(entry) = self.log.recv().await {
+                if entry["fields"]["message"] == message {
+                    return entry;
+                }
+            }
+            panic!("log ended without {message:?}");
+        });
+        found
             .await
-            .expect("no probe server address logged")
-            .unwrap();
-        format!("http://{address}")
+            .unwrap_or_else(|_| panic!("no {message:?} logged within a minute"))
+    }
+
+    /// The base URL of the child's probe server, from its log.
+    async fn probe_url(&mut self) -> String {
+        let entry = self
+            .wait_for_log("serving /metrics, /healthz and /readyz")
+            .await;
+        format!("http://{}", entry["fields"]["address"].as_str().unwrap())
     }
 
     fn terminate(&self) {
@@ -177,7 +184,7 @@ async fn sigterm_mid_phase_lets_the_handler_finish_releases_the_lease_and_exits_
     let api = ApiServer::start().await.unwrap();
     let drills = install(&api.client()).await;
     // A grace period far beyond the test's patience: exiting in time means the drain ended with the handler.
-    let mut operator = OperatorProcess::spawn(&api, 3, 600);
+    let mut operator = OperatorProcess::spawn(&api, 5, 600);
     create(
         &drills,
         "slow",
@@ -220,8 +227,26 @@ async fn sigterm_mid_phase_lets_the_handler_finish_releases_the_lease_and_exits_
     );
 
     operator.terminate();
+    operator.wait_for_log("shutting down").await;
+    // New work after the signal is not taken: a Drill created now is left alone. The margin lets the
+    // signal reach the controller before the Drill's watch event does; the handler in hand runs on.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    create(
+        &drills,
+        "late",
+        DrillSpec {
+            rounds: 1,
+            fail_first: false,
+        },
+    )
+    .await;
     let (status, output) = operator.exit().await;
     assert!(status.success(), "{status}: {output:?}");
+    assert_eq!(
+        phase(&drills, "late").await,
+        None,
+        "a Drill created after SIGTERM was reconciled"
+    );
     let position = |line: &str| output.iter().position(|l| l.ends_with(line));
     let finished = position("finished slow").expect("the in-flight handler finished");
     assert!(
