@@ -46,14 +46,14 @@ pub struct TrafficSplitSpec {
     pub extra: Extra,
 }
 
-/// A backend service and its integer weight.
+/// A backend service and its weight: an integer from `v1alpha2` on, a quantity in `v1alpha1`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct TrafficSplitBackend {
+pub struct TrafficSplitBackend<W = i64> {
     /// Backend service name.
     pub service: String,
     /// Relative weight.
-    pub weight: i64,
+    pub weight: W,
     /// Everything else, kept verbatim.
     #[serde(flatten)]
     pub extra: Extra,
@@ -92,16 +92,6 @@ pub mod v1alpha1 {
         pub extra: Extra,
     }
 
-    /// A backend service and its quantity weight.
-    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct TrafficSplitBackend {
-        /// Backend service name.
-        pub service: String,
-        /// Relative weight as a quantity, e.g. `900m`.
-        pub weight: Quantity,
-        /// Everything else, kept verbatim.
-        #[serde(flatten)]
-        pub extra: Extra,
-    }
+    /// A backend service and its quantity weight, e.g. `900m`.
+    pub type TrafficSplitBackend = super::TrafficSplitBackend<Quantity>;
 }

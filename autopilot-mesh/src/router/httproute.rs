@@ -190,12 +190,7 @@ fn read_weights(object: &HttpRoute, route: &Route) -> Result<Weights, RouterErro
         .rules
         .iter()
         .find(|r| is_weighted(r, route))
-        .ok_or_else(|| RouterError::MissingRoute {
-            kind: "HTTPRoute".into(),
-            namespace: route.namespace.clone(),
-            name: route.app.clone(),
-            service: route.primary_service(),
-        })?;
+        .ok_or_else(|| RouterError::missing_route("HTTPRoute", route))?;
     // Weights are relative and default to 1; a lone backend takes everything.
     let weight_of = |service: &str| -> i64 {
         weighted

@@ -152,12 +152,7 @@ fn read_weights(vs: &VirtualService, route: &Route) -> Result<Weights, RouterErr
         .http
         .iter()
         .find(|r| is_weighted(r, route))
-        .ok_or_else(|| RouterError::MissingRoute {
-            kind: "VirtualService".into(),
-            namespace: route.namespace.clone(),
-            name: route.app.clone(),
-            service: route.primary_service(),
-        })?;
+        .ok_or_else(|| RouterError::missing_route("VirtualService", route))?;
     // A lone destination takes everything whatever its weight says.
     let weight_of = |host: &str| -> i64 {
         weighted

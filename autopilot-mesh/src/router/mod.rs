@@ -190,6 +190,16 @@ pub enum RouterError {
 }
 
 impl RouterError {
+    /// The `kind` object of `route` lacks the route to `<app>-primary`.
+    pub(crate) fn missing_route(kind: &str, route: &Route) -> Self {
+        Self::MissingRoute {
+            kind: kind.to_owned(),
+            namespace: route.namespace.clone(),
+            name: route.app.clone(),
+            service: route.primary_service(),
+        }
+    }
+
     /// Whether this error came from the requested change itself (invalid or unsupported), so retrying
     /// the same call cannot succeed.
     pub fn is_permanent(&self) -> bool {

@@ -129,12 +129,8 @@ fn read_weights(split: &TrafficSplit, route: &Route) -> Result<Weights, RouterEr
             .find(|b| b.service == service)
             .map(|b| b.weight)
     };
-    let primary = weight_of(route.primary_service()).ok_or_else(|| RouterError::MissingRoute {
-        kind: "TrafficSplit".into(),
-        namespace: route.namespace.clone(),
-        name: route.app.clone(),
-        service: route.primary_service(),
-    })?;
+    let primary = weight_of(route.primary_service())
+        .ok_or_else(|| RouterError::missing_route("TrafficSplit", route))?;
     let canary = weight_of(route.canary_service()).unwrap_or(0);
     Ok(Weights::from_relative(primary, canary)?)
 }
