@@ -34,6 +34,7 @@ mod faults;
 mod filter;
 mod http;
 mod meta;
+mod openapi;
 pub mod prometheus;
 mod registry;
 pub mod selector;

@@ -1,7 +1,9 @@
 //! The HTTP face of the server: routing, request bodies, fault injection and `Status` error responses.
 
+mod negotiate;
 mod path;
 mod resources;
+mod scale;
 mod watch;
 
 use std::collections::HashMap;
@@ -16,8 +18,8 @@ use serde_json::Value;
 use tokio::sync::watch as signal;
 
 use crate::cluster::Cluster;
-use crate::discovery;
 use crate::status::ApiError;
+use crate::{discovery, openapi};
 use path::Route;
 
 /// What every request handler can reach.
@@ -61,6 +63,9 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
         Route::CoreVersions => Some(discovery::core_versions(&state.address)),
         Route::Groups => Some(discovery::group_list(&cluster.registry)),
         Route::Group(group) => discovery::group(&cluster.registry, &group),
+        Route::OpenApiV2 => Some(openapi::v2(&cluster.registry)),
+        Route::OpenApiV3Index => Some(openapi::v3_index(&cluster.registry)),
+        Route::OpenApiV3(group, version) => openapi::v3(&cluster.registry, &group, &version),
         Route::GroupVersion(group, version) => {
             discovery::resource_list(&cluster.registry, &group, &version)
         }

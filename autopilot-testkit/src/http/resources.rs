@@ -9,13 +9,15 @@ use axum::response::Response;
 use base64::Engine;
 use serde_json::{Value, json};
 
+use super::negotiate::{self, Representation, negotiate};
 use super::path::ResourcePath;
+use super::scale::{scale_of, write_scale};
 use super::{AppState, Query, json_bytes, watch};
 use crate::cluster::key;
 use crate::filter::Filter;
 use crate::meta::Part;
 use crate::registry::ResourceType;
-use crate::status::{self, ApiError, field};
+use crate::status::{self, ApiError};
 use crate::store::{Key, Stored};
 use crate::write::{DeleteParams, Patch, PatchKind, Propagation, WriteParams};
 
@@ -62,7 +64,7 @@ pub async fn handle(call: Call<'_>) -> Result<Response, ApiError> {
         Some("finalize") if !resource.custom && resource.kind == "Namespace" => Endpoint::Finalize,
         Some(_) => return Err(ApiError::unknown_resource()),
     };
-    check_accept(call.headers)?;
+    let representation = negotiate(call.headers, call.query)?;
     let params = WriteParams {
         dry_run: call.query.get("dryRun").is_some_and(|v| v == "All"),
         field_manager: field_manager(call.query, call.headers),
@@ -75,14 +77,19 @@ pub async fn handle(call: Call<'_>) -> Result<Response, ApiError> {
             .is_some_and(|v| v == "true" || v == "1");
     match (call.method, path.name.as_deref()) {
         (&Method::GET, None) if endpoint == Endpoint::Main && watching => {
-            watch::serve(call.state, resource, namespace, call.query)
+            watch::serve(call.state, resource, namespace, call.query, representation)
         }
-        (&Method::GET, None) if endpoint == Endpoint::Main => list(&call, &resource),
+        (&Method::GET, None) if endpoint == Endpoint::Main => {
+            list(&call, &resource, representation)
+        }
         (&Method::GET, Some(name)) if !watching => {
             let stored = cluster
                 .store
                 .get(&resource.storage, &key(&resource, namespace, name))
                 .ok_or_else(|| ApiError::not_found(&*resource, name))?;
+            if endpoint == Endpoint::Main && representation != Representation::Object {
+                return Ok(represented(&resource, representation, &stored));
+            }
             respond(&resource, endpoint, StatusCode::OK, &stored)
         }
         (&Method::POST, None)
@@ -162,22 +169,6 @@ fn field_manager(query: &Query, headers: &HeaderMap) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("unknown");
     agent.split('/').next().unwrap_or("unknown").to_string()
-}
-
-/// Rejects requests that accept no JSON (protobuf-only clients fall back to JSON when offered both).
-fn check_accept(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return Ok(());
-    };
-    let acceptable = accept.split(',').any(|item| {
-        let media = item.split(';').next().unwrap_or_default().trim();
-        matches!(media, "" | "*/*" | "application/*" | "application/json")
-    });
-    if acceptable {
-        Ok(())
-    } else {
-        Err(ApiError::not_acceptable(accept))
-    }
 }
 
 fn content_type(headers: &HeaderMap) -> &str {
@@ -289,105 +280,6 @@ fn patch(
     respond(resource, endpoint, StatusCode::OK, &stored)
 }
 
-fn pointer(json_path: &str) -> String {
-    json_path
-        .trim_start_matches('.')
-        .split('.')
-        .fold(String::new(), |acc, part| format!("{acc}/{part}"))
-}
-
-/// The `autoscaling/v1` Scale view of an object.
-fn scale_of(resource: &ResourceType, object: &Value) -> Value {
-    let Some(paths) = &resource.scale else {
-        return Value::Null;
-    };
-    let meta = &object["metadata"];
-    let mut scale = json!({
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": {
-            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
-            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
-        },
-        "spec": { "replicas": object.pointer(&pointer(&paths.spec_replicas)).cloned().unwrap_or(json!(0)) },
-        "status": { "replicas": object.pointer(&pointer(&paths.status_replicas)).cloned().unwrap_or(json!(0)) },
-    });
-    if let Some(selector) = paths
-        .label_selector
-        .as_ref()
-        .and_then(|p| object.pointer(&pointer(p)))
-    {
-        let text = match selector {
-            Value::String(s) => s.clone(),
-            Value::Object(map) => map
-                .get("matchLabels")
-                .and_then(Value::as_object)
-                .map(|labels| {
-                    labels
-                        .iter()
-                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default(),
-            _ => String::new(),
-        };
-        scale["status"]["selector"] = json!(text);
-    }
-    scale
-}
-
-/// Writes the desired replicas of a Scale document into the object.
-fn write_scale(
-    call: &Call<'_>,
-    resource: &Arc<ResourceType>,
-    name: &str,
-    scale: Value,
-    params: &WriteParams,
-) -> Result<Stored, ApiError> {
-    let Some(paths) = &resource.scale else {
-        return Err(ApiError::unknown_resource());
-    };
-    let replicas = scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
-    if replicas.as_i64().is_none_or(|r| r < 0) {
-        return Err(ApiError::invalid(
-            &**resource,
-            name,
-            vec![field::invalid(
-                "spec.replicas",
-                &replicas,
-                "must be greater than or equal to 0",
-            )],
-        ));
-    }
-    let sent_rv = scale
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let target = pointer(&paths.spec_replicas);
-    let namespace = call.path.namespace.as_deref();
-    let mut operations = vec![json!({ "op": "add", "path": target, "value": replicas })];
-    if !sent_rv.is_empty() {
-        operations.insert(
-            0,
-            json!({ "op": "add", "path": "/metadata/resourceVersion", "value": sent_rv }),
-        );
-    }
-    let patch = Value::Array(operations);
-    call.state.cluster.patch(
-        resource,
-        namespace,
-        name,
-        Patch {
-            kind: PatchKind::Json,
-            body: &patch,
-        },
-        Part::Main,
-        params,
-    )
-}
-
 /// `PUT namespaces/{name}/finalize`: replaces `spec.finalizers`.
 fn finalize(
     call: &Call<'_>,
@@ -424,6 +316,32 @@ fn respond(
         return Ok(super::json(code, &scale_of(resource, &stored.object)));
     }
     Ok(json_bytes(code, encoded(resource, stored)))
+}
+
+/// One object in a non-object representation (Table or metadata).
+fn represented(
+    resource: &ResourceType,
+    representation: Representation,
+    stored: &Stored,
+) -> Response {
+    let object = &*stored.object;
+    let body = match representation {
+        Representation::Table(include) => {
+            let rv = crate::meta::meta_str(object, "resourceVersion");
+            negotiate::table(
+                resource,
+                &[object],
+                include,
+                json!({ "resourceVersion": rv }),
+            )
+        }
+        _ => negotiate::partial_metadata(object),
+    };
+    let mut response = super::json(StatusCode::OK, &body);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, representation.content_type(false));
+    response
 }
 
 /// The object's JSON as served at the request's version (custom resources are not converted beyond
@@ -486,7 +404,11 @@ struct ContinueToken {
     start: Key,
 }
 
-fn list(call: &Call<'_>, resource: &ResourceType) -> Result<Response, ApiError> {
+fn list(
+    call: &Call<'_>,
+    resource: &ResourceType,
+    representation: Representation,
+) -> Result<Response, ApiError> {
     let filter = selection(call.query, resource)?;
     let store = &call.state.cluster.store;
     let limit = match call.query.get("limit") {
@@ -527,6 +449,25 @@ fn list(call: &Call<'_>, resource: &ResourceType) -> Result<Response, ApiError> 
         let raw = serde_json::to_vec(&ContinueToken { rv, start }).unwrap_or_default();
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
     });
+    if representation != Representation::Object {
+        let mut list_meta = json!({ "resourceVersion": rv.to_string() });
+        if let Some(next) = next {
+            list_meta["continue"] = json!(next);
+            list_meta["remainingItemCount"] = json!(page.remaining);
+        }
+        let objects: Vec<&Value> = page.items.iter().map(|s| &*s.object).collect();
+        let body = match representation {
+            Representation::Table(include) => {
+                negotiate::table(resource, &objects, include, list_meta)
+            }
+            _ => negotiate::partial_metadata_list(&objects, list_meta),
+        };
+        let mut response = super::json(StatusCode::OK, &body);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, representation.content_type(true));
+        return Ok(response);
+    }
     let items: Vec<Bytes> = page.items.iter().map(|s| encoded(resource, s)).collect();
     Ok(json_bytes(
         StatusCode::OK,

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, watch as signal};
 use tokio::time::{Instant, Interval};
 
+use super::negotiate::{self, Representation};
 use super::resources::encoded;
 use super::{AppState, Query};
 use crate::filter::Filter;
@@ -26,6 +27,7 @@ struct Stream {
     resource: Arc<ResourceType>,
     namespace: Option<String>,
     filter: Filter,
+    representation: Representation,
     pending: VecDeque<Bytes>,
     receiver: broadcast::Receiver<Arc<Change>>,
     last_rv: u64,
@@ -91,10 +93,26 @@ impl Stream {
                 _ => return None,
             }
         };
-        Some(event(
-            kind.as_str(),
-            &encoded(&self.resource, &change.stored),
-        ))
+        Some(event(kind.as_str(), &self.render(&change.stored)))
+    }
+
+    /// An object as the client asked to see it.
+    fn render(&self, stored: &Stored) -> Bytes {
+        let object = &*stored.object;
+        let value = match self.representation {
+            Representation::Object => return encoded(&self.resource, stored),
+            Representation::Table(include) => {
+                let rv = crate::meta::meta_str(object, "resourceVersion");
+                negotiate::table(
+                    &self.resource,
+                    &[object],
+                    include,
+                    json!({ "resourceVersion": rv }),
+                )
+            }
+            Representation::Metadata => negotiate::partial_metadata(object),
+        };
+        Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
     }
 
     fn wanted_object(&self, stored: &Stored) -> bool {
@@ -148,6 +166,7 @@ pub fn serve(
     resource: Arc<ResourceType>,
     namespace: Option<&str>,
     query: &Query,
+    representation: Representation,
 ) -> Result<Response, ApiError> {
     let filter = super::resources::selection(query, &resource)?;
     let flag = |name: &str| query.get(name).is_some_and(|v| v == "true" || v == "1");
@@ -182,6 +201,7 @@ pub fn serve(
     let mut stream = Stream {
         namespace: namespace.map(ToString::to_string),
         filter,
+        representation,
         pending,
         receiver: subscription.receiver,
         last_rv: subscription.rv,
@@ -197,7 +217,7 @@ pub fn serve(
             .snapshot
             .iter()
             .filter(|s| stream.wanted_object(s))
-            .map(|s| event("ADDED", &encoded(&stream.resource, s)))
+            .map(|s| event("ADDED", &stream.render(s)))
             .collect();
         stream.pending.extend(lines);
         if initial_events == Some(true) && bookmarks {

@@ -1,0 +1,204 @@
+//! `kubectl` against the `autopilot-apiserver` binary: apply a CRD and a custom resource from YAML,
+//! `get -o json`, `patch --type=merge`, `label`, `get --watch` seeing a change, and `delete`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+const CRD: &str = r"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+              color: {type: string}
+";
+
+const WIDGET: &str = r"
+apiVersion: example.com/v1
+kind: Widget
+metadata:
+  name: w1
+spec:
+  size: 3
+  color: blue
+";
+
+/// The server binary, stopped when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(kubeconfig: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_autopilot-apiserver"))
+        .args(["--port", "0", "--kubeconfig"])
+        .arg(kubeconfig)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The binary prints its URL once it serves (after writing the kubeconfig).
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("http://127.0.0.1:"), "{line}");
+    Server(child)
+}
+
+struct Kubectl {
+    kubeconfig: std::path::PathBuf,
+    cache: std::path::PathBuf,
+}
+
+impl Kubectl {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("kubectl");
+        command
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(&self.cache)
+            .args(args);
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let output = self.command(args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(
+            output.status.success(),
+            "kubectl {args:?} failed: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    fn apply(&self, dir: &Path, name: &str, yaml: &str) -> String {
+        let file = dir.join(name);
+        std::fs::write(&file, yaml).unwrap();
+        self.run(&["apply", "-f", file.to_str().unwrap()])
+    }
+
+    fn widget(&self) -> serde_json::Value {
+        serde_json::from_str(&self.run(&["get", "widget", "w1", "-o", "json"])).unwrap()
+    }
+}
+
+#[test]
+fn kubectl_manages_custom_resources_against_the_binary() {
+    if Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_err()
+    {
+        println!(
+            "SKIPPED: kubectl is not on PATH (CI installs it; install kubernetes-client to run this test)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let _server = start_server(&kubeconfig);
+    let kubectl = Kubectl {
+        kubeconfig,
+        cache: dir.path().join("cache"),
+    };
+
+    assert!(
+        kubectl
+            .apply(dir.path(), "crd.yaml", CRD)
+            .contains("created")
+    );
+    assert!(
+        kubectl
+            .apply(dir.path(), "widget.yaml", WIDGET)
+            .contains("widget.example.com/w1 created")
+    );
+    let widget = kubectl.widget();
+    assert_eq!(widget["spec"]["size"], 3);
+    assert!(widget["metadata"]["uid"].is_string());
+
+    // Server-side printing: the CRD's printer column.
+    let table = kubectl.run(&["get", "widgets"]);
+    assert!(table.contains("SIZE") && table.contains("w1"), "{table}");
+
+    kubectl.run(&[
+        "patch",
+        "widget",
+        "w1",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"size":5}}"#,
+    ]);
+    assert_eq!(kubectl.widget()["spec"]["size"], 5);
+    kubectl.run(&["label", "widget", "w1", "tier=gold"]);
+    assert_eq!(kubectl.widget()["metadata"]["labels"]["tier"], "gold");
+    let selected = kubectl.run(&["get", "widgets", "-l", "tier=gold", "-o", "name"]);
+    assert_eq!(selected.trim(), "widget.example.com/w1");
+
+    // A watching kubectl sees a change made by another.
+    let mut watch = kubectl
+        .command(&[
+            "get",
+            "widgets",
+            "--watch",
+            "-o",
+            "jsonpath={.spec.size}{\"\\n\"}",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        "5",
+        "the watch starts with the current state"
+    );
+    kubectl.run(&[
+        "patch",
+        "widget",
+        "w1",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"size":8}}"#,
+    ]);
+    let started = Instant::now();
+    let seen = lines.next().unwrap().unwrap();
+    assert!(started.elapsed() < DEADLINE);
+    assert_eq!(seen, "8", "the watch sees the change");
+    let _ = watch.kill();
+    let _ = watch.wait();
+
+    assert!(kubectl.run(&["delete", "widget", "w1"]).contains("deleted"));
+    let remaining = kubectl.run(&["get", "widgets", "-o", "name"]);
+    assert!(remaining.trim().is_empty(), "{remaining}");
+}
