@@ -3,14 +3,15 @@
 
 use async_trait::async_trait;
 use kube::Client;
+use serde_json::json;
 
 use super::{Feature, RouteChange, RouterError, TrafficRouter, Writer, check_supported};
 use crate::provider::{GatewayRef, MeshProvider};
 use crate::resources::gateway::{
-    HttpBackendRef, HttpHeaderMatch, HttpRoute, HttpRouteMatch, HttpRouteRule, HttpRouteSpec,
-    ParentReference,
+    HttpBackendRef, HttpHeaderMatch, HttpRoute, HttpRouteFilter, HttpRouteMatch, HttpRouteRule,
+    HttpRouteSpec, ParentReference,
 };
-use crate::route::{RequestMatch, Route, ValueMatch, Weights};
+use crate::route::{MirrorShare, RequestMatch, Route, ValueMatch, Weights};
 
 /// What the HTTPRoute attaches to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,7 +28,8 @@ enum Parent {
 /// whoever set them. Within `rules` it manages the weighted rule (the one with a backend
 /// `<app>-primary`, appended when missing) and the A/B rule (header matches, all traffic to
 /// `<app>-canary`); other rules, and other fields of its own rules (`timeouts`, `filters`, ...), are
-/// carried over unchanged. Mirroring is not offered.
+/// carried over unchanged. Attached to a Gateway it mirrors with a `RequestMirror` filter on the
+/// weighted rule (percentage-based mirroring, Gateway API ≥ 1.3); Linkerd does not mirror.
 ///
 /// For a Gateway:
 ///
@@ -111,7 +113,7 @@ impl TrafficRouter for HttpRouteRouter {
     fn supports(&self, feature: Feature) -> bool {
         match feature {
             Feature::RequestMatching => true,
-            Feature::Mirroring => false,
+            Feature::Mirroring => matches!(self.parent, Parent::Gateway(_)),
         }
     }
 
@@ -159,11 +161,13 @@ fn edit(
                 weighted.backend_refs = split(&weighted.backend_refs, route, *w);
             }
             RouteChange::Matches(conditions) => new_matches = Some(conditions.as_slice()),
+            RouteChange::Mirror(share) => set_mirror(weighted, route, *share),
             RouteChange::Reset => {
                 weighted.backend_refs = split(&weighted.backend_refs, route, Weights::PRIMARY);
+                set_mirror(weighted, route, None);
                 new_matches = Some(&[]);
             }
-            RouteChange::Ensure | RouteChange::Mirror(_) => {}
+            RouteChange::Ensure => {}
         }
     }
     if let Some(conditions) = new_matches {
@@ -227,6 +231,42 @@ fn split(existing: &[HttpBackendRef], route: &Route, weights: Weights) -> Vec<Ht
         backend
     })
     .collect()
+}
+
+/// Replaces our `RequestMirror` filter (the one copying to `<app>-canary`) by one for `share`, or
+/// removes it.
+fn set_mirror(weighted: &mut HttpRouteRule, route: &Route, share: Option<MirrorShare>) {
+    let canary = route.canary_service();
+    weighted.filters.retain(|f| {
+        let target = f
+            .extra
+            .get("requestMirror")
+            .and_then(|m| m.pointer("/backendRef/name"));
+        !(f.filter_type == "RequestMirror" && target.and_then(|t| t.as_str()) == Some(&canary))
+    });
+    if let Some(share) = share {
+        let percent = share.percent();
+        let amount = if percent.fract() == 0.0 {
+            ("percent", json!(percent as u32))
+        } else {
+            // Fractions of a percent need the fraction form (basis points here).
+            let numerator = (percent * 100.0).round() as u32;
+            (
+                "fraction",
+                json!({"numerator": numerator, "denominator": 10000}),
+            )
+        };
+        let mut mirror = serde_json::Map::new();
+        mirror.insert(
+            "backendRef".into(),
+            json!({"name": canary, "port": route.port}),
+        );
+        mirror.insert(amount.0.into(), amount.1);
+        weighted.filters.push(HttpRouteFilter {
+            filter_type: "RequestMirror".into(),
+            extra: [("requestMirror".to_owned(), mirror.into())].into(),
+        });
+    }
 }
 
 /// The A/B rule: requests matching all `conditions` go to the canary.

@@ -1,7 +1,7 @@
 use autopilot_mesh::resources::gateway::HttpRoute;
 use autopilot_mesh::{
-    Feature, GatewayRef, MeshProvider, MirrorShare, RequestMatch, RouterError, RouterOptions,
-    ValueMatch, Weights, router_for,
+    GatewayRef, MeshProvider, MirrorShare, RequestMatch, RouterOptions, ValueMatch, Weights,
+    router_for,
 };
 use serde_json::json;
 
@@ -62,19 +62,30 @@ async fn gateway_api_shifts_weights_keeps_user_fields_and_is_collected_with_its_
 
     assert_invalid_weights_write_nothing::<HttpRoute>(&c, &*router).await;
 
-    let before = c.resource_version::<HttpRoute>(APP).await;
-    let error = router
-        .set_mirror(&c.route, Some(MirrorShare::ALL))
+    // Mirroring is a RequestMirror filter on our rule, next to the user's own filters.
+    let header_filter = json!({"type": "RequestHeaderModifier",
+        "requestHeaderModifier": {"set": [{"name": "x-env", "value": "prod"}]}});
+    let mut rules = c.json::<HttpRoute>(APP).await["spec"]["rules"].clone();
+    rules[0]["filters"] = json!([header_filter]);
+    c.user_edit::<HttpRoute>(APP, json!({"spec": {"rules": rules}}))
+        .await;
+    let share = MirrorShare::new(12.5).unwrap();
+    router.set_mirror(&c.route, Some(share)).await.unwrap();
+    let filters = &c.json::<HttpRoute>(APP).await["spec"]["rules"][0]["filters"];
+    assert_eq!(
+        filters,
+        &json!([header_filter, {"type": "RequestMirror", "requestMirror": {
+            "backendRef": {"name": canary, "port": 9898},
+            "fraction": {"numerator": 1250, "denominator": 10000},
+        }}])
+    );
+    router
+        .set_mirror(&c.route, Some(MirrorShare::new(30.0).unwrap()))
         .await
-        .unwrap_err();
-    assert!(matches!(
-        error,
-        RouterError::Unsupported {
-            provider: MeshProvider::GatewayApi,
-            feature: Feature::Mirroring
-        }
-    ));
-    assert_eq!(c.resource_version::<HttpRoute>(APP).await, before);
+        .unwrap();
+    let filters = &c.json::<HttpRoute>(APP).await["spec"]["rules"][0]["filters"];
+    assert_eq!(filters[1]["requestMirror"]["percent"], 30);
+    assert_eq!(filters.as_array().unwrap().len(), 2);
 
     router.reset(&c.route).await.unwrap();
     assert_eq!(router.weights(&c.route).await.unwrap(), Weights::PRIMARY);

@@ -1,5 +1,8 @@
 use autopilot_mesh::resources::gateway::HttpRoute;
-use autopilot_mesh::{MeshProvider, RequestMatch, RouterOptions, ValueMatch, Weights, router_for};
+use autopilot_mesh::{
+    Feature, MeshProvider, MirrorShare, RequestMatch, RouterError, RouterOptions, ValueMatch,
+    Weights, router_for,
+};
 use serde_json::json;
 
 use crate::cluster::{APP, PORT, assert_invalid_weights_write_nothing, cluster, shift_weights};
@@ -51,6 +54,21 @@ async fn linkerd_attaches_an_http_route_to_the_apex_service() {
     assert_eq!(rules[1]["backendRefs"][1]["weight"], 50);
 
     assert_invalid_weights_write_nothing::<HttpRoute>(&c, &*router).await;
+
+    // Linkerd has no request mirroring: a typed error, nothing written.
+    let before = c.resource_version::<HttpRoute>(APP).await;
+    let error = router
+        .set_mirror(&c.route, Some(MirrorShare::ALL))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        RouterError::Unsupported {
+            provider: MeshProvider::Linkerd,
+            feature: Feature::Mirroring
+        }
+    ));
+    assert_eq!(c.resource_version::<HttpRoute>(APP).await, before);
 
     router.reset(&c.route).await.unwrap();
     let route = c.json::<HttpRoute>(APP).await;

@@ -12,7 +12,7 @@ async fn the_configured_provider_picks_the_router_and_unknown_ones_are_errors() 
         assert_eq!(router.provider(), provider);
         assert_eq!(
             router.supports(Feature::Mirroring),
-            provider == MeshProvider::Istio
+            matches!(provider, MeshProvider::Istio | MeshProvider::GatewayApi)
         );
     }
     for name in ["consul", "", "gateway api"] {
