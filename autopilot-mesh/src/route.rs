@@ -374,6 +374,18 @@ mod tests {
     }
 
     #[test]
+    fn an_owner_that_was_never_stored_cannot_own_routes() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let mut owner = ConfigMap::default();
+        owner.metadata.name = Some("rollout".into());
+        owner.metadata.namespace = Some("shop".into());
+        assert_eq!(
+            Route::owned_by(&owner, "podinfo", 80),
+            Err(RouteError::NotStored)
+        );
+    }
+
+    #[test]
     fn canary_share_rejects_more_than_everything() {
         assert_eq!(
             Weights::canary_share(101),

@@ -1,6 +1,7 @@
 use autopilot_mesh::resources::istio::{DestinationRule, VirtualService};
 use autopilot_mesh::{
-    MeshProvider, MirrorShare, RequestMatch, RouterOptions, ValueMatch, Weights, router_for,
+    MeshProvider, MirrorShare, RequestMatch, RouterError, RouterOptions, ValueMatch, Weights,
+    router_for,
 };
 use serde_json::json;
 
@@ -144,4 +145,31 @@ async fn istio_routes_matching_requests_and_mirrors_to_the_canary() {
         vs["spec"]["http"],
         json!([{"route": [destination(&primary, 100), destination(&canary, 0)]}])
     );
+}
+
+#[tokio::test]
+async fn istio_reports_missing_objects_and_routes_and_restores_them() {
+    let c = cluster().await;
+    let router = router_for(
+        MeshProvider::Istio,
+        c.client.clone(),
+        RouterOptions::default(),
+    )
+    .unwrap();
+    let error = router.weights(&c.route).await.unwrap_err();
+    assert!(matches!(error, RouterError::NotFound { ref kind, .. } if kind == "VirtualService"));
+
+    router.set_weights(&c.route, 90, 10).await.unwrap();
+    // Someone replaces the routes with their own: reading says so, ensuring brings ours back.
+    let theirs = json!([{"route": [{"destination": {"host": "legacy"}}]}]);
+    c.user_edit::<VirtualService>(APP, json!({"spec": {"http": theirs}}))
+        .await;
+    let error = router.weights(&c.route).await.unwrap_err();
+    assert!(
+        matches!(error, RouterError::MissingRoute { ref service, .. } if service == "podinfo-primary")
+    );
+    assert_eq!(router.ensure(&c.route).await.unwrap(), Weights::PRIMARY);
+    let http = &c.json::<VirtualService>(APP).await["spec"]["http"];
+    assert_eq!(http[0], theirs[0]);
+    assert_eq!(http.as_array().unwrap().len(), 2);
 }
