@@ -310,7 +310,12 @@ fn backend(service: &str, route: &Route) -> HttpBackendRef {
 fn is_service(backend: &HttpBackendRef, service: &str) -> bool {
     backend.name == service
         && backend.kind.as_deref().unwrap_or("Service") == "Service"
-        && backend.group.as_deref().unwrap_or("").is_empty()
+        && is_core(backend.group.as_deref())
+}
+
+/// Whether `group` names the core API group (empty, unset, or `core` as Linkerd writes it).
+fn is_core(group: Option<&str>) -> bool {
+    matches!(group, None | Some("" | "core"))
 }
 
 fn is_weighted(rule: &HttpRouteRule, route: &Route) -> bool {
@@ -325,13 +330,21 @@ fn is_match_rule(rule: &HttpRouteRule, route: &Route) -> bool {
         && rule.backend_refs.iter().all(|b| is_service(b, &canary))
 }
 
+/// Whether two parent references name the same parent, reading unset fields as the API server
+/// defaults them (kind `Gateway` in group `gateway.networking.k8s.io`).
 fn same_parent(a: &ParentReference, b: &ParentReference) -> bool {
-    let group = |p: &ParentReference| p.group.clone().unwrap_or_default();
-    let kind = |p: &ParentReference| p.kind.clone().unwrap_or_else(|| "Gateway".into());
+    fn kind_and_group(p: &ParentReference) -> (&str, &str) {
+        let kind = p.kind.as_deref().unwrap_or("Gateway");
+        let group = match p.group.as_deref() {
+            None if kind == "Gateway" => "gateway.networking.k8s.io",
+            Some(group) if !is_core(Some(group)) => group,
+            _ => "",
+        };
+        (kind, group)
+    }
     a.name == b.name
         && a.namespace == b.namespace
-        && kind(a) == kind(b)
-        && group(a) == group(b)
+        && kind_and_group(a) == kind_and_group(b)
         && a.section_name == b.section_name
         && a.port == b.port
 }
@@ -387,6 +400,35 @@ mod tests {
             read_weights(&object, &route()).unwrap(),
             Weights::new(50, 50).unwrap()
         );
+    }
+
+    #[test]
+    fn references_defaulted_by_the_server_are_recognised() {
+        let stored: HttpRouteSpec = serde_json::from_value(json!({
+            "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public", "namespace": "ingress"}],
+            "rules": [{
+                "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                "backendRefs": [
+                    {"group": "", "kind": "Service", "name": "podinfo-primary", "port": 9898, "weight": 80},
+                    {"group": "", "kind": "Service", "name": "podinfo-canary", "port": 9898, "weight": 20},
+                ],
+            }],
+        }))
+        .unwrap();
+        let edited = edit(Some(&stored), &route(), &gateway(), &RouteChange::Ensure);
+        assert_eq!(edited.parent_refs, stored.parent_refs);
+        assert_eq!(edited.rules, stored.rules);
+        let service_parent = |group: Option<&str>| ParentReference {
+            group: group.map(Into::into),
+            kind: Some("Service".into()),
+            name: "podinfo".into(),
+            ..Default::default()
+        };
+        assert!(same_parent(
+            &service_parent(Some("core")),
+            &service_parent(Some(""))
+        ));
+        assert!(!same_parent(&service_parent(None), &gateway()));
     }
 
     #[test]
