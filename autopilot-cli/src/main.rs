@@ -5,6 +5,11 @@
 //!
 //! Exit codes: 0 on success, 2 for bad usage (including invalid names), 1 when the work itself fails.
 
+#![warn(clippy::pedantic)]
+// Doc comments here are also the `--help` text, where Kubernetes kinds and words like UpperCamelCase read
+// better without backticks.
+#![allow(clippy::doc_markdown)]
+
 mod install;
 mod names;
 mod phases;

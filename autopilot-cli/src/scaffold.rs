@@ -1,6 +1,7 @@
 //! `autopilot new`: renders the project templates for a checked set of names and writes them out.
 
 use std::{
+    fmt::Write as _,
     fs,
     io::Write,
     path::{Path, PathBuf},
@@ -148,14 +149,11 @@ impl NewProject {
             .filter(|(_, phase)| !phase.is_final)
             .map(|(index, phase)| self.handler(index, phase, &var))
             .collect::<Result<String, _>>()?;
-        let handler_fields: String = self
-            .phases
-            .handled()
-            .map(|phase| {
-                let field = names::ident(&names::snake_case(&phase.name));
-                format!("        {field},\n")
-            })
-            .collect();
+        let mut handler_fields = String::new();
+        for phase in self.phases.handled() {
+            let field = names::ident(&names::snake_case(&phase.name));
+            let _ = writeln!(handler_fields, "        {field},");
+        }
         let phase_names: Vec<String> = self
             .phases
             .all()
@@ -332,7 +330,7 @@ impl NewProject {
 fn format_rust(dir: &Path, files: &[ProjectFile]) -> bool {
     let rust = files
         .iter()
-        .filter(|f| f.path.ends_with(".rs"))
+        .filter(|f| Path::new(f.path).extension().is_some_and(|ext| ext == "rs"))
         .map(|f| dir.join(f.path));
     let formatted = Command::new("rustfmt")
         .args(["--edition", "2024"])
@@ -375,7 +373,9 @@ fn toml_string(text: &str) -> String {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
             c => out.push(c),
         }
     }
