@@ -128,6 +128,7 @@ const LIB_RS: Template = template!("lib.rs.tmpl");
 const MAIN_RS: Template = template!("main.rs.tmpl");
 const HANDLER: Template = template!("handler.rs.tmpl");
 const E2E_RS: Template = template!("e2e.rs.tmpl");
+const E2E_CLEANUP: Template = template!("e2e_cleanup.rs.tmpl");
 const README: Template = template!("README.md.tmpl");
 const DOCKERFILE: Template = template!("Dockerfile.tmpl");
 const GITIGNORE: Template = template!("gitignore.tmpl");
@@ -173,6 +174,10 @@ impl NewProject {
                     .to_owned(),
             ),
         };
+        let cleanup = match self.phases.all().iter().find(|p| p.finalizer) {
+            Some(phase) => E2E_CLEANUP.render(&[("kind", kind), ("phase", &phase.name)])?,
+            None => String::new(),
+        };
         let crate_name = self.name.crate_ident();
         let autopilot_dep = self.autopilot.dependency("autopilot");
         let testkit_dep = self.autopilot.dependency("autopilot-testkit");
@@ -186,7 +191,7 @@ impl NewProject {
             .map(|phase| format!("{kind}Phase::{phase}"))
             .collect();
         let path = path.join(", ");
-        let values: [(&str, &str); 15] = [
+        let values: [(&str, &str); 16] = [
             ("name", self.name.as_str()),
             ("crate_name", &crate_name),
             ("kind", kind),
@@ -198,6 +203,7 @@ impl NewProject {
             ("handlers", &handlers),
             ("handler_fields", &handler_fields),
             ("path", &path),
+            ("cleanup", &cleanup),
             ("autopilot_dep", &autopilot_dep),
             ("testkit_dep", &testkit_dep),
             ("docker_note", &docker_note),
@@ -457,9 +463,12 @@ mod tests {
         assert!(lib.contains("async fn r#match("));
         assert!(lib.contains("Ok(Transition::fail(message))"));
         assert!(lib.contains("Transition::next(RolloutPhase::Cleanup).with_message(message)"));
-        assert!(
-            file(&files, "tests/e2e.rs").contains("[RolloutPhase::Match, RolloutPhase::Broken]")
-        );
+        let e2e = file(&files, "tests/e2e.rs");
+        assert!(e2e.contains("[RolloutPhase::Match, RolloutPhase::Broken]"));
+        assert!(e2e.contains("until the `Cleanup` handler has run"));
+        assert!(e2e.contains("api.delete(\"example\""));
+        let without = project(crate::DEFAULT_PHASES).files().unwrap();
+        assert!(!file(&without, "tests/e2e.rs").contains("api.delete"));
     }
 
     #[test]

@@ -58,7 +58,7 @@ fn generated_project_passes_its_own_tests() {
     assert!(test.status.success(), "{}", describe(&test));
     let stdout = String::from_utf8_lossy(&test.stdout);
     assert!(
-        stdout.contains("test a_new_rollout_reaches_a_final_phase ... ok"),
+        stdout.contains("test a_new_rollout_goes_through_its_phases ... ok"),
         "{}",
         describe(&test)
     );
