@@ -1,9 +1,13 @@
 //! A fresh in-process API server with the mesh CRDs, an owning custom resource, and checks every
 //! provider shares.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use autopilot_mesh::{Route, RouterError, TrafficRouter, WeightError, Weights, crds};
+use autopilot_mesh::{
+    MeshProvider, Route, RouterError, RouterOptions, TrafficRouter, WeightError, Weights, crds,
+    router_for,
+};
 use autopilot_testkit::ApiServer;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::NamespaceResourceScope;
@@ -75,6 +79,16 @@ impl<K> Namespaced for K where
         + Serialize
         + DeserializeOwned
 {
+}
+
+/// A fresh cluster and the router for `provider`.
+pub async fn routed(
+    provider: MeshProvider,
+    options: RouterOptions,
+) -> (Cluster, Arc<dyn TrafficRouter>) {
+    let c = cluster().await;
+    let router = router_for(provider, c.client.clone(), options).unwrap();
+    (c, router)
 }
 
 impl Cluster {

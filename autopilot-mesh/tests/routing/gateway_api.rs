@@ -1,11 +1,14 @@
 use autopilot_mesh::resources::gateway::HttpRoute;
 use autopilot_mesh::{
     GatewayRef, MeshProvider, MirrorShare, RequestMatch, RouterOptions, ValueMatch, Weights,
-    router_for,
 };
 use serde_json::json;
 
-use crate::cluster::{APP, assert_invalid_weights_write_nothing, cluster, shift_weights, weights};
+use crate::cluster::{APP, assert_invalid_weights_write_nothing, routed, shift_weights, weights};
+
+fn behind_gateway() -> RouterOptions {
+    RouterOptions::default().with_gateway(GatewayRef::new("ingress", "public"))
+}
 
 fn backend(name: &str, weight: u32) -> serde_json::Value {
     json!({"name": name, "port": 9898, "weight": weight})
@@ -13,9 +16,7 @@ fn backend(name: &str, weight: u32) -> serde_json::Value {
 
 #[tokio::test]
 async fn gateway_api_shifts_weights_keeps_user_fields_and_is_collected_with_its_owner() {
-    let c = cluster().await;
-    let options = RouterOptions::default().with_gateway(GatewayRef::new("ingress", "public"));
-    let router = router_for(MeshProvider::GatewayApi, c.client.clone(), options).unwrap();
+    let (c, router) = routed(MeshProvider::GatewayApi, behind_gateway()).await;
     let (primary, canary) = (c.route.primary_service(), c.route.canary_service());
 
     assert_eq!(router.ensure(&c.route).await.unwrap(), Weights::PRIMARY);
@@ -100,9 +101,7 @@ async fn gateway_api_shifts_weights_keeps_user_fields_and_is_collected_with_its_
 
 #[tokio::test]
 async fn gateway_api_routes_matching_requests_to_the_canary() {
-    let c = cluster().await;
-    let options = RouterOptions::default().with_gateway(GatewayRef::new("ingress", "public"));
-    let router = router_for(MeshProvider::GatewayApi, c.client.clone(), options).unwrap();
+    let (c, router) = routed(MeshProvider::GatewayApi, behind_gateway()).await;
     let (primary, canary) = (c.route.primary_service(), c.route.canary_service());
 
     let matches = [

@@ -1,11 +1,10 @@
 use autopilot_mesh::resources::istio::{DestinationRule, VirtualService};
 use autopilot_mesh::{
     MeshProvider, MirrorShare, RequestMatch, RouterError, RouterOptions, ValueMatch, Weights,
-    router_for,
 };
 use serde_json::json;
 
-use crate::cluster::{APP, assert_invalid_weights_write_nothing, cluster, shift_weights, weights};
+use crate::cluster::{APP, assert_invalid_weights_write_nothing, routed, shift_weights, weights};
 
 fn destination(host: &str, weight: u32) -> serde_json::Value {
     json!({"destination": {"host": host, "port": {"number": 9898}}, "weight": weight})
@@ -13,13 +12,7 @@ fn destination(host: &str, weight: u32) -> serde_json::Value {
 
 #[tokio::test]
 async fn istio_shifts_weights_keeps_user_fields_and_is_collected_with_its_owner() {
-    let c = cluster().await;
-    let router = router_for(
-        MeshProvider::Istio,
-        c.client.clone(),
-        RouterOptions::default(),
-    )
-    .unwrap();
+    let (c, router) = routed(MeshProvider::Istio, RouterOptions::default()).await;
     let (primary, canary) = (c.route.primary_service(), c.route.canary_service());
 
     assert_eq!(router.ensure(&c.route).await.unwrap(), Weights::PRIMARY);
@@ -89,13 +82,7 @@ async fn istio_shifts_weights_keeps_user_fields_and_is_collected_with_its_owner(
 
 #[tokio::test]
 async fn istio_routes_matching_requests_and_mirrors_to_the_canary() {
-    let c = cluster().await;
-    let router = router_for(
-        MeshProvider::Istio,
-        c.client.clone(),
-        RouterOptions::default(),
-    )
-    .unwrap();
+    let (c, router) = routed(MeshProvider::Istio, RouterOptions::default()).await;
     let (primary, canary) = (c.route.primary_service(), c.route.canary_service());
 
     let matches = [
@@ -149,13 +136,7 @@ async fn istio_routes_matching_requests_and_mirrors_to_the_canary() {
 
 #[tokio::test]
 async fn istio_reports_missing_objects_and_routes_and_restores_them() {
-    let c = cluster().await;
-    let router = router_for(
-        MeshProvider::Istio,
-        c.client.clone(),
-        RouterOptions::default(),
-    )
-    .unwrap();
+    let (c, router) = routed(MeshProvider::Istio, RouterOptions::default()).await;
     let error = router.weights(&c.route).await.unwrap_err();
     assert!(matches!(error, RouterError::NotFound { ref kind, .. } if kind == "VirtualService"));
 

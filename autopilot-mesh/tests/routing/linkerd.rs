@@ -1,21 +1,15 @@
 use autopilot_mesh::resources::gateway::HttpRoute;
 use autopilot_mesh::{
     Feature, MeshProvider, MirrorShare, RequestMatch, RouterError, RouterOptions, ValueMatch,
-    Weights, router_for,
+    Weights,
 };
 use serde_json::json;
 
-use crate::cluster::{APP, PORT, assert_invalid_weights_write_nothing, cluster, shift_weights};
+use crate::cluster::{APP, PORT, assert_invalid_weights_write_nothing, routed, shift_weights};
 
 #[tokio::test]
 async fn linkerd_attaches_an_http_route_to_the_apex_service() {
-    let c = cluster().await;
-    let router = router_for(
-        MeshProvider::Linkerd,
-        c.client.clone(),
-        RouterOptions::default(),
-    )
-    .unwrap();
+    let (c, router) = routed(MeshProvider::Linkerd, RouterOptions::default()).await;
     assert_eq!(router.provider(), MeshProvider::Linkerd);
 
     assert_eq!(router.ensure(&c.route).await.unwrap(), Weights::PRIMARY);

@@ -1,22 +1,16 @@
 use autopilot_mesh::resources::smi::TrafficSplit;
 use autopilot_mesh::{
     Feature, LinkerdBackend, MeshProvider, MirrorShare, RequestMatch, RouterError, RouterOptions,
-    Weights, router_for,
+    Weights,
 };
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
-use crate::cluster::{APP, assert_invalid_weights_write_nothing, cluster, shift_weights, weights};
+use crate::cluster::{APP, assert_invalid_weights_write_nothing, routed, shift_weights, weights};
 
 #[tokio::test]
 async fn smi_shifts_weights_keeps_user_fields_and_is_collected_with_its_owner() {
-    let c = cluster().await;
-    let router = router_for(
-        MeshProvider::Smi,
-        c.client.clone(),
-        RouterOptions::default(),
-    )
-    .unwrap();
+    let (c, router) = routed(MeshProvider::Smi, RouterOptions::default()).await;
     let (primary, canary) = (c.route.primary_service(), c.route.canary_service());
 
     assert_eq!(router.ensure(&c.route).await.unwrap(), Weights::PRIMARY);
@@ -90,9 +84,8 @@ async fn smi_shifts_weights_keeps_user_fields_and_is_collected_with_its_owner() 
 
 #[tokio::test]
 async fn linkerd_can_route_with_a_traffic_split() {
-    let c = cluster().await;
     let options = RouterOptions::default().with_linkerd(LinkerdBackend::TrafficSplit);
-    let router = router_for(MeshProvider::Linkerd, c.client.clone(), options).unwrap();
+    let (c, router) = routed(MeshProvider::Linkerd, options).await;
     assert_eq!(router.provider(), MeshProvider::Linkerd);
     shift_weights(&*router, &c.route).await;
     let split = c.json::<TrafficSplit>(APP).await;
@@ -101,13 +94,7 @@ async fn linkerd_can_route_with_a_traffic_split() {
 
 #[tokio::test]
 async fn weight_changes_racing_user_edits_all_land_and_lose_nothing() {
-    let c = cluster().await;
-    let router = router_for(
-        MeshProvider::Smi,
-        c.client.clone(),
-        RouterOptions::default(),
-    )
-    .unwrap();
+    let (c, router) = routed(MeshProvider::Smi, RouterOptions::default()).await;
     router.ensure(&c.route).await.unwrap();
 
     let api = c.api::<TrafficSplit>();
