@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autopilot_mesh::{
-    MeshProvider, Route, RouterError, RouterOptions, TrafficRouter, WeightError, Weights, crds,
-    router_for,
+    Feature, MeshProvider, Route, RouteChange, RouterError, RouterOptions, TrafficRouter,
+    WeightError, Weights, crds, router_for,
 };
 use autopilot_testkit::ApiServer;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -207,6 +207,24 @@ pub async fn assert_invalid_weights_write_nothing<K: Namespaced>(
         );
         assert!(error.is_permanent());
     }
+    assert_eq!(cluster.resource_version::<K>(APP).await, before);
+}
+
+/// `change` needs `feature`, which the router lacks: a typed error, and the object is untouched.
+pub async fn assert_unsupported_writes_nothing<K: Namespaced>(
+    cluster: &Cluster,
+    router: &dyn TrafficRouter,
+    change: RouteChange,
+    feature: Feature,
+) {
+    assert!(!router.supports(feature));
+    let before = cluster.resource_version::<K>(APP).await;
+    let error = router.apply(&cluster.route, change).await.unwrap_err();
+    assert!(
+        matches!(error, RouterError::Unsupported { provider, feature: f } if provider == router.provider() && f == feature),
+        "{error:?}"
+    );
+    assert!(error.is_permanent());
     assert_eq!(cluster.resource_version::<K>(APP).await, before);
 }
 

@@ -1,11 +1,14 @@
 use autopilot_mesh::resources::gateway::HttpRoute;
 use autopilot_mesh::{
-    Feature, MeshProvider, MirrorShare, RequestMatch, RouterError, RouterOptions, ValueMatch,
+    Feature, MeshProvider, MirrorShare, RequestMatch, RouteChange, RouterOptions, ValueMatch,
     Weights,
 };
 use serde_json::json;
 
-use crate::cluster::{APP, PORT, assert_invalid_weights_write_nothing, routed, shift_weights};
+use crate::cluster::{
+    APP, PORT, assert_invalid_weights_write_nothing, assert_unsupported_writes_nothing, routed,
+    shift_weights,
+};
 
 #[tokio::test]
 async fn linkerd_attaches_an_http_route_to_the_apex_service() {
@@ -49,20 +52,9 @@ async fn linkerd_attaches_an_http_route_to_the_apex_service() {
 
     assert_invalid_weights_write_nothing::<HttpRoute>(&c, &*router).await;
 
-    // Linkerd has no request mirroring: a typed error, nothing written.
-    let before = c.resource_version::<HttpRoute>(APP).await;
-    let error = router
-        .set_mirror(&c.route, Some(MirrorShare::ALL))
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        error,
-        RouterError::Unsupported {
-            provider: MeshProvider::Linkerd,
-            feature: Feature::Mirroring
-        }
-    ));
-    assert_eq!(c.resource_version::<HttpRoute>(APP).await, before);
+    // Linkerd has no request mirroring.
+    let mirror = RouteChange::Mirror(Some(MirrorShare::ALL));
+    assert_unsupported_writes_nothing::<HttpRoute>(&c, &*router, mirror, Feature::Mirroring).await;
 
     router.reset(&c.route).await.unwrap();
     let route = c.json::<HttpRoute>(APP).await;

@@ -1,12 +1,15 @@
 use autopilot_mesh::resources::smi::TrafficSplit;
 use autopilot_mesh::{
-    Feature, LinkerdBackend, MeshProvider, MirrorShare, RequestMatch, RouterError, RouterOptions,
+    Feature, LinkerdBackend, MeshProvider, MirrorShare, RequestMatch, RouteChange, RouterOptions,
     Weights,
 };
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
-use crate::cluster::{APP, assert_invalid_weights_write_nothing, routed, shift_weights, weights};
+use crate::cluster::{
+    APP, assert_invalid_weights_write_nothing, assert_unsupported_writes_nothing, routed,
+    shift_weights, weights,
+};
 
 #[tokio::test]
 async fn smi_shifts_weights_keeps_user_fields_and_is_collected_with_its_owner() {
@@ -43,32 +46,21 @@ async fn smi_shifts_weights_keeps_user_fields_and_is_collected_with_its_owner() 
 
     assert_invalid_weights_write_nothing::<TrafficSplit>(&c, &*router).await;
 
-    // No request matching or mirroring on TrafficSplit: a typed error, nothing written.
-    assert!(!router.supports(Feature::RequestMatching) && !router.supports(Feature::Mirroring));
-    let before = c.resource_version::<TrafficSplit>(APP).await;
-    let error = router
-        .set_matches(&c.route, &[RequestMatch::cookie("canary", "always")])
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        error,
-        RouterError::Unsupported {
-            provider: MeshProvider::Smi,
-            feature: Feature::RequestMatching
-        }
-    ));
-    let error = router
-        .set_mirror(&c.route, Some(MirrorShare::ALL))
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        error,
-        RouterError::Unsupported {
-            feature: Feature::Mirroring,
-            ..
-        }
-    ));
-    assert_eq!(c.resource_version::<TrafficSplit>(APP).await, before);
+    // No request matching or mirroring on TrafficSplit.
+    let cookie = vec![RequestMatch::cookie("canary", "always")];
+    let (matches_change, mirror) = (
+        RouteChange::Matches(cookie),
+        RouteChange::Mirror(Some(MirrorShare::ALL)),
+    );
+    assert_unsupported_writes_nothing::<TrafficSplit>(
+        &c,
+        &*router,
+        matches_change,
+        Feature::RequestMatching,
+    )
+    .await;
+    assert_unsupported_writes_nothing::<TrafficSplit>(&c, &*router, mirror, Feature::Mirroring)
+        .await;
 
     router.reset(&c.route).await.unwrap();
     assert_eq!(router.weights(&c.route).await.unwrap(), Weights::PRIMARY);
