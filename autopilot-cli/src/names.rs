@@ -187,9 +187,58 @@ impl FromStr for Kind {
 
     fn from_str(kind: &str) -> Result<Self, String> {
         upper_camel(kind, "kind")?;
+        // The kind names a type next to these in the generated code.
+        if TYPES_IN_SCOPE.contains(&kind) {
+            return Err(format!(
+                "the kind `{kind}` would clash with the `{kind}` the generated code uses; choose another name"
+            ));
+        }
         Ok(Self(kind.to_owned()))
     }
 }
+
+/// Type names the generated code uses (its imports and Rust's prelude), which the kind's types must not shadow.
+const TYPES_IN_SCOPE: [&str; 39] = [
+    "Api",
+    "ApiServer",
+    "Arc",
+    "AsMut",
+    "AsRef",
+    "Autopilot",
+    "Box",
+    "Clone",
+    "Context",
+    "Copy",
+    "CustomResource",
+    "Debug",
+    "Default",
+    "Deserialize",
+    "Drop",
+    "Duration",
+    "Eq",
+    "Err",
+    "Fn",
+    "From",
+    "Future",
+    "Handlers",
+    "Into",
+    "Iterator",
+    "JsonSchema",
+    "ManifestsArgs",
+    "None",
+    "Ok",
+    "Operator",
+    "OperatorConfig",
+    "OperatorManifests",
+    "Option",
+    "Parser",
+    "PostParams",
+    "Result",
+    "Serialize",
+    "Some",
+    "String",
+    "Transition",
+];
 
 /// `rollout-operator` → `RolloutOperator`, `my_kind` → `MyKind`: a hint for a name that is not UpperCamelCase.
 fn suggest_camel(name: &str) -> String {
@@ -335,6 +384,10 @@ mod tests {
         assert!("My_Kind".parse::<Kind>().is_err());
         assert!("".parse::<Kind>().unwrap_err().contains("empty"));
         assert!("Self".parse::<Kind>().unwrap_err().contains("reserved"));
+        for clash in ["Context", "Option", "Api", "Operator"] {
+            let err = clash.parse::<Kind>().unwrap_err();
+            assert!(err.contains(&format!("clash with the `{clash}`")), "{err}");
+        }
     }
 
     #[test]

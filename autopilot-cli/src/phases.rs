@@ -212,6 +212,12 @@ fn parse_item(item: &str) -> Result<PhaseDecl, String> {
             names::snake_case(name)
         ));
     }
+    if ["handlers", "manifests"].contains(&names::snake_case(name).as_str()) {
+        return Err(format!(
+            "the phase name `{name}` cannot be used: its handler would clash with the generated `{}()`",
+            names::snake_case(name)
+        ));
+    }
     let mut decl = PhaseDecl {
         name: name.to_owned(),
         initial: false,
@@ -337,6 +343,10 @@ mod tests {
             ("Pending(initial)x,Done(final)", "after `)`"),
             ("Pending(initial),,Done(final)", "empty entry"),
             ("Pending(initial),Super,Done(final)", "reserved word"),
+            (
+                "Pending(initial),Manifests,Done(final)",
+                "clash with the generated `manifests()`",
+            ),
         ] {
             let err = parse(text).unwrap_err();
             assert!(err.contains(says), "{text:?}: {err}");
