@@ -212,6 +212,11 @@ fn parse_item(item: &str) -> Result<PhaseDecl, String> {
             names::snake_case(name)
         ));
     }
+    if ["ALL", "NAMES"].contains(&name) {
+        return Err(format!(
+            "the phase name `{name}` cannot be used: the generated phase enum has a constant `{name}`"
+        ));
+    }
     if ["handlers", "manifests"].contains(&names::snake_case(name).as_str()) {
         return Err(format!(
             "the phase name `{name}` cannot be used: its handler would clash with the generated `{}()`",
