@@ -11,7 +11,9 @@ use autopilot::manifests::{Access, ManifestError, OperatorManifests};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::Value;
 
-use crate::names::dns_label;
+use clap::Args;
+
+use crate::names;
 
 /// Errors rendering the manifests.
 #[derive(Debug, thiserror::Error)]
@@ -78,10 +80,10 @@ impl FromStr for GroupResource {
         };
         let group = if group == "core" { "" } else { group };
         for label in group.split('.').filter(|_| !group.is_empty()) {
-            dns_label(label).map_err(|problem| format!("group of `{text}`: {problem}"))?;
+            names::dns_label(label).map_err(|problem| format!("group of `{text}`: {problem}"))?;
         }
         for part in resource.split('/') {
-            dns_label(part).map_err(|problem| {
+            names::dns_label(part).map_err(|problem| {
                 format!("resource of `{text}` (expected GROUP/RESOURCE, e.g. `apps/deployments`): {problem}")
             })?;
         }
@@ -103,23 +105,51 @@ impl fmt::Display for GroupResource {
     }
 }
 
-/// What `autopilot manifests` was asked for.
-#[derive(Clone, Debug)]
+// What `autopilot manifests` is asked for. No doc comment: clap would show it instead of the subcommand's.
+#[derive(Args, Clone, Debug)]
+#[command(
+    after_help = "Example:\n  my-operator manifests --crd-only > crd.yaml\n  \
+                        autopilot manifests --name my-operator --namespace operators --image ghcr.io/acme/op:1.0 \\\n      \
+                        --crd crd.yaml --read apps/deployments --write networking.istio.io/virtualservices"
+)]
 pub struct Install {
-    /// The operator's name.
+    /// The operator's name (Deployment, ServiceAccount, ClusterRole).
+    #[arg(long, value_parser = dns_label)]
     pub name: String,
-    /// Its namespace.
+    /// The namespace the operator runs in.
+    #[arg(long, value_parser = dns_label)]
     pub namespace: String,
-    /// Its container image.
+    /// The operator's container image.
+    #[arg(long, value_parser = image)]
     pub image: String,
-    /// Replicas of its Deployment.
-    pub replicas: i32,
-    /// Files with its CRDs (`-` reads stdin).
+    /// A YAML file with the operator's CRDs (`-` reads stdin); other documents in it are skipped. Grants
+    /// full access to each CRD's resource, its status and finalizers. Repeatable.
+    #[arg(long = "crd", value_name = "FILE.yaml")]
     pub crds: Vec<PathBuf>,
-    /// Kinds it reads.
+    /// A kind the operator watches: GROUP/RESOURCE (`apps/deployments`; `configmaps` for the core group).
+    /// Grants get, list, watch. Repeatable.
+    #[arg(long, value_name = "GROUP/RESOURCE")]
     pub read: Vec<GroupResource>,
-    /// Kinds it reads and writes.
+    /// A kind the operator writes: GROUP/RESOURCE. Grants reading and every write. Repeatable.
+    #[arg(long, value_name = "GROUP/RESOURCE")]
     pub write: Vec<GroupResource>,
+    /// How many replicas run (one leads, the others stand by).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(0..))]
+    pub replicas: i32,
+}
+
+fn dns_label(text: &str) -> Result<String, String> {
+    names::dns_label(text).map(|()| text.to_owned())
+}
+
+fn image(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.contains(char::is_whitespace) {
+        Err(format!(
+            "`{text}` is not an image reference (e.g. ghcr.io/acme/operator:1.0)"
+        ))
+    } else {
+        Ok(text.to_owned())
+    }
 }
 
 impl Install {

@@ -24,7 +24,7 @@ use std::{
 
 use clap::{Args, Parser, Subcommand};
 
-use install::{GroupResource, Install};
+use install::Install;
 use names::{Group, Kind, ProjectName};
 use phases::Phases;
 use scaffold::{AutopilotSource, NewProject};
@@ -52,7 +52,7 @@ enum Command {
     ///
     /// The Deployment runs with leader election, probes and a metrics port; the ClusterRole grants only
     /// what is listed here, plus Events and the leader-election Lease.
-    Manifests(ManifestsArgs),
+    Manifests(Install),
 }
 
 #[derive(Args)]
@@ -81,58 +81,12 @@ struct NewArgs {
     autopilot_path: Option<PathBuf>,
 }
 
-#[derive(Args)]
-#[command(
-    after_help = "Example:\n  my-operator manifests --crd-only > crd.yaml\n  \
-                        autopilot manifests --name my-operator --namespace operators --image ghcr.io/acme/op:1.0 \\\n      \
-                        --crd crd.yaml --read apps/deployments --write networking.istio.io/virtualservices"
-)]
-struct ManifestsArgs {
-    /// The operator's name (Deployment, ServiceAccount, ClusterRole).
-    #[arg(long, value_parser = dns_label)]
-    name: String,
-    /// The namespace the operator runs in.
-    #[arg(long, value_parser = dns_label)]
-    namespace: String,
-    /// The operator's container image.
-    #[arg(long, value_parser = image)]
-    image: String,
-    /// A YAML file with the operator's CRDs (`-` reads stdin); other documents in it are skipped. Grants
-    /// full access to each CRD's resource, its status and finalizers. Repeatable.
-    #[arg(long = "crd", value_name = "FILE.yaml")]
-    crds: Vec<PathBuf>,
-    /// A kind the operator watches: GROUP/RESOURCE (`apps/deployments`; `configmaps` for the core group).
-    /// Grants get, list, watch. Repeatable.
-    #[arg(long, value_name = "GROUP/RESOURCE")]
-    read: Vec<GroupResource>,
-    /// A kind the operator writes: GROUP/RESOURCE. Grants reading and every write. Repeatable.
-    #[arg(long, value_name = "GROUP/RESOURCE")]
-    write: Vec<GroupResource>,
-    /// How many replicas run (one leads, the others stand by).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(0..))]
-    replicas: i32,
-}
-
-fn dns_label(text: &str) -> Result<String, String> {
-    names::dns_label(text).map(|()| text.to_owned())
-}
-
-fn image(text: &str) -> Result<String, String> {
-    if text.is_empty() || text.contains(char::is_whitespace) {
-        Err(format!(
-            "`{text}` is not an image reference (e.g. ghcr.io/acme/operator:1.0)"
-        ))
-    } else {
-        Ok(text.to_owned())
-    }
-}
-
 fn main() -> ExitCode {
     // Usage errors exit with 2 (clap's convention); `--help` and `--version` with 0.
     let cli = Cli::parse();
     let result = match cli.command {
         Command::New(args) => new(args),
-        Command::Manifests(args) => manifests(args),
+        Command::Manifests(install) => manifests(&install),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -187,16 +141,7 @@ fn new(args: NewArgs) -> Result<(), BoxError> {
     Ok(())
 }
 
-fn manifests(args: ManifestsArgs) -> Result<(), BoxError> {
-    let install = Install {
-        name: args.name,
-        namespace: args.namespace,
-        image: args.image,
-        replicas: args.replicas,
-        crds: args.crds,
-        read: args.read,
-        write: args.write,
-    };
+fn manifests(install: &Install) -> Result<(), BoxError> {
     let yaml = install.to_yaml()?;
     std::io::stdout().lock().write_all(yaml.as_bytes())?;
     Ok(())
