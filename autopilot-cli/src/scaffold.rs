@@ -132,6 +132,7 @@ const E2E_CLEANUP: Template = template!("e2e_cleanup.rs.tmpl");
 const README: Template = template!("README.md.tmpl");
 const DOCKERFILE: Template = template!("Dockerfile.tmpl");
 const GITIGNORE: Template = template!("gitignore.tmpl");
+const DOCKERIGNORE: Template = template!("dockerignore.tmpl");
 
 impl NewProject {
     /// The project's files.
@@ -218,6 +219,7 @@ impl NewProject {
             ("README.md", README),
             ("Dockerfile", DOCKERFILE),
             (".gitignore", GITIGNORE),
+            (".dockerignore", DOCKERIGNORE),
         ] {
             files.push(ProjectFile {
                 path,
@@ -420,7 +422,8 @@ mod tests {
                 "tests/e2e.rs",
                 "README.md",
                 "Dockerfile",
-                ".gitignore"
+                ".gitignore",
+                ".dockerignore"
             ]
         );
         for file in &files {

@@ -329,6 +329,7 @@ fn new_writes_a_project_on_the_published_crates() {
         "README.md",
         "Dockerfile",
         ".gitignore",
+        ".dockerignore",
     ] {
         assert!(target.join(file).is_file(), "{file}");
     }
