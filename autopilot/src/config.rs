@@ -20,9 +20,11 @@
 //! # Ok::<(), autopilot::config::ConfigError>(())
 //! ```
 
-use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use clap::{Arg, ArgAction, Command};
+
+pub use autopilot_mesh::MeshProvider;
 
 use crate::{
     leader::{LeaderElectionConfig, LeaderError},
@@ -61,45 +63,6 @@ pub enum ConfigError {
     /// The command line is malformed (or asks for `--help`).
     #[error(transparent)]
     Flags(#[from] clap::Error),
-}
-
-/// The service mesh whose routing the operator drives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MeshProvider {
-    /// Istio `VirtualService` / `DestinationRule`.
-    Istio,
-    /// Linkerd (Gateway API `HTTPRoute` on a Service parent).
-    Linkerd,
-    /// SMI `TrafficSplit`.
-    Smi,
-    /// Gateway API `HTTPRoute`.
-    GatewayApi,
-}
-
-impl MeshProvider {
-    /// The accepted names.
-    pub const NAMES: [&'static str; 4] = ["istio", "linkerd", "smi", "gatewayapi"];
-}
-
-impl FromStr for MeshProvider {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "istio" => Ok(Self::Istio),
-            "linkerd" => Ok(Self::Linkerd),
-            "smi" => Ok(Self::Smi),
-            "gatewayapi" | "gateway-api" => Ok(Self::GatewayApi),
-            _ => Err(format!("`{s}` is not one of {}", Self::NAMES.join(", "))),
-        }
-    }
-}
-
-impl fmt::Display for MeshProvider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let i = *self as usize;
-        f.write_str(Self::NAMES[i])
-    }
 }
 
 /// The operator's configuration.
@@ -402,7 +365,9 @@ impl OperatorConfig {
 
     fn from_layers(l: &Layers) -> Result<Self, ConfigError> {
         let mut c = Self::default();
-        if let Some(v) = l.parse(Key::MeshProvider, str::parse)? {
+        if let Some(v) = l.parse(Key::MeshProvider, |s| {
+            s.parse::<MeshProvider>().map_err(|e| e.to_string())
+        })? {
             c.mesh_provider = v;
         }
         if let Some(v) = l.parse(Key::PrometheusUrl, parse_url)? {

@@ -7,15 +7,17 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
+use autopilot_mesh::TrafficRouter;
+use autopilot_metrics::PrometheusClient;
 use k8s_openapi::{NamespaceResourceScope, api::core::v1::ObjectReference};
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{Patch, PatchParams},
-    runtime::events::{Event, EventType, Recorder},
+    runtime::events::{Event, EventType},
 };
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{Autopilot, PhaseEnum, config::OperatorConfig};
+use crate::{Autopilot, PhaseEnum, config::OperatorConfig, events::Recorder};
 
 /// Errors of [`Context`] helpers.
 #[derive(Debug, thiserror::Error)]
@@ -130,7 +132,6 @@ pub(crate) struct Shared {
 pub struct Context<K: Autopilot> {
     shared: Arc<Shared>,
     object: Arc<K>,
-    reference: Arc<ObjectReference>,
     phase: K::Phase,
     fields: Arc<Mutex<Option<K::Fields>>>,
 }
@@ -140,7 +141,6 @@ impl<K: Autopilot> Clone for Context<K> {
         Self {
             shared: Arc::clone(&self.shared),
             object: Arc::clone(&self.object),
-            reference: Arc::clone(&self.reference),
             phase: self.phase,
             fields: Arc::clone(&self.fields),
         }
@@ -150,8 +150,8 @@ impl<K: Autopilot> Clone for Context<K> {
 impl<K: Autopilot> fmt::Debug for Context<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
-            .field("object", &self.reference.name)
-            .field("namespace", &self.reference.namespace)
+            .field("object", &self.name())
+            .field("namespace", &self.namespace())
             .field("phase", &self.phase)
             .finish_non_exhaustive()
     }
@@ -159,11 +159,9 @@ impl<K: Autopilot> fmt::Debug for Context<K> {
 
 impl<K: Autopilot> Context<K> {
     pub(crate) fn new(shared: Arc<Shared>, object: Arc<K>, phase: K::Phase) -> Self {
-        let reference = Arc::new(object.object_ref(&()));
         Self {
             shared,
             object,
-            reference,
             phase,
             fields: Arc::new(Mutex::new(None)),
         }
@@ -184,13 +182,13 @@ impl<K: Autopilot> Context<K> {
     /// The object's name.
     #[must_use]
     pub fn name(&self) -> &str {
-        self.reference.name.as_deref().unwrap_or_default()
+        self.object.meta().name.as_deref().unwrap_or_default()
     }
 
     /// The object's namespace (`None` for cluster-scoped kinds).
     #[must_use]
     pub fn namespace(&self) -> Option<&str> {
-        self.reference.namespace.as_deref()
+        self.object.meta().namespace.as_deref()
     }
 
     /// The phase whose handler is running.
@@ -199,10 +197,10 @@ impl<K: Autopilot> Context<K> {
         self.phase
     }
 
-    /// A reference to the object, as Events and owner references use it.
+    /// A reference to the object, as Events use it.
     #[must_use]
-    pub fn object_ref(&self) -> &ObjectReference {
-        &self.reference
+    pub fn object_ref(&self) -> ObjectReference {
+        self.object.object_ref(&())
     }
 
     /// The value of type `T` registered with the operator, if any.
@@ -218,6 +216,23 @@ impl<K: Autopilot> Context<K> {
     pub fn require<T: Any + Send + Sync>(&self) -> Result<&T, ContextError> {
         self.get::<T>()
             .ok_or(ContextError::MissingExtension(type_name::<T>()))
+    }
+
+    /// The Prometheus client registered with
+    /// [`Operator::with_metrics`](crate::Operator::with_metrics).
+    ///
+    /// # Errors
+    /// [`ContextError::MissingExtension`] when none was registered.
+    pub fn metrics(&self) -> Result<&PrometheusClient, ContextError> {
+        self.require::<PrometheusClient>()
+    }
+
+    /// The traffic router registered with [`Operator::with_mesh`](crate::Operator::with_mesh).
+    ///
+    /// # Errors
+    /// [`ContextError::MissingExtension`] when none was registered.
+    pub fn mesh(&self) -> Result<&dyn TrafficRouter, ContextError> {
+        self.require::<Arc<dyn TrafficRouter>>().map(AsRef::as_ref)
     }
 
     /// An [`Api`] for `T` in the object's namespace (the default namespace for cluster-scoped kinds).
@@ -276,7 +291,7 @@ impl<K: Autopilot> Context<K> {
         };
         self.shared
             .recorder
-            .publish(&event, &self.reference)
+            .publish(&event, &self.object_ref())
             .await
             .map_err(|source| ContextError::Event {
                 reason: event.reason.clone(),

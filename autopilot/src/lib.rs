@@ -29,6 +29,7 @@ pub mod backoff;
 pub mod config;
 pub mod context;
 mod crd;
+pub mod events;
 pub mod leader;
 pub mod manifests;
 pub mod observability;

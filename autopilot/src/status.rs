@@ -209,11 +209,10 @@ impl<P: PhaseEnum, F> Status<P, F> {
         generation: Option<i64>,
     ) {
         let status = if status { "True" } else { "False" };
-        let now = now();
         match self.conditions.iter_mut().find(|c| c.type_ == type_) {
             Some(c) => {
                 if c.status != status {
-                    c.last_transition_time = now;
+                    c.last_transition_time = now();
                     status.clone_into(&mut c.status);
                 }
                 reason.clone_into(&mut c.reason);
@@ -226,7 +225,7 @@ impl<P: PhaseEnum, F> Status<P, F> {
                 reason: reason.to_owned(),
                 message: message.to_owned(),
                 observed_generation: generation,
-                last_transition_time: now,
+                last_transition_time: now(),
             }),
         }
     }

@@ -410,6 +410,28 @@ async fn a_handler_error_backs_off_and_shows_a_condition_and_a_warning_event() {
         );
     }
 
+    // The repeated warnings fold into one Event whose series counts them.
+    let folded = wait_for("the warning's series to count repeats", || {
+        let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), NS);
+        async move {
+            let warnings: Vec<_> = events
+                .list(&Default::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .filter(|e| e.reason.as_deref() == Some("HandlerError"))
+                .collect();
+            let count = warnings
+                .first()
+                .and_then(|e| e.series.as_ref())
+                .map_or(1, |s| s.count);
+            (count >= 2).then_some(warnings.len())
+        }
+    })
+    .await;
+    assert_eq!(folded, 1, "one Event for the same repeated error");
+
     // Once the handler recovers, the object moves on and the condition clears.
     broken.store(false, Ordering::SeqCst);
     let healed = wait_for_canary(&client, "flaky", "Succeeded", |c| {

@@ -26,7 +26,7 @@ use kube::{
     Api, Client, Resource, ResourceExt,
     runtime::{
         Controller, controller,
-        events::{Recorder, Reporter},
+        events::Reporter,
         reflector::{ObjectRef, Store},
         watcher,
     },
@@ -42,6 +42,7 @@ use crate::{
     backoff::{Backoff, Failures},
     config::OperatorConfig,
     context::{Extensions, Shared},
+    events::Recorder,
     status::HISTORY_LIMIT,
 };
 use hooks::Hooks;
@@ -209,6 +210,20 @@ impl<K: Autopilot> Operator<K> {
     pub fn with_extension<T: std::any::Any + Send + Sync>(mut self, value: T) -> Self {
         self.extensions.insert(value);
         self
+    }
+
+    /// Makes the Prometheus client available to handlers through
+    /// [`Context::metrics`](crate::Context::metrics).
+    #[must_use]
+    pub fn with_metrics(self, client: autopilot_metrics::PrometheusClient) -> Self {
+        self.with_extension(client)
+    }
+
+    /// Makes the mesh's traffic router available to handlers through [`Context::mesh`](crate::Context::mesh)
+    /// (build one with `autopilot_mesh::router_for(config.mesh_provider, ..)`).
+    #[must_use]
+    pub fn with_mesh(self, router: Arc<dyn autopilot_mesh::TrafficRouter>) -> Self {
+        self.with_extension(router)
     }
 
     /// Registers hooks for metrics, health and leader election.

@@ -454,6 +454,9 @@ impl<K: Autopilot> Reconciler<K> {
 
     /// Publishes the Events of a stored outcome and tells the hooks about transitions.
     async fn announce(&self, obj: &K, key: &ObjectKey<'_>, report: Report<K::Phase>) {
+        if report.transitions.is_empty() && report.warnings.is_empty() {
+            return;
+        }
         let reference = obj.object_ref(&());
         for (from, to, message) in report.transitions {
             info!(from = from.as_deref().unwrap_or("-"), to = %to, "phase transition");
