@@ -184,6 +184,67 @@ pub fn resource_list(registry: &Registry, group: &str, version: &str) -> Option<
     )
 }
 
+fn aggregated_resource(resource: &ResourceType) -> Value {
+    let kind = |group: &str, version: &str, kind: &str| json!({ "group": group, "version": version, "kind": kind });
+    let own = kind(&resource.group, &resource.version, &resource.kind);
+    let mut subresources = Vec::new();
+    if resource.status_subresource {
+        subresources.push(
+            json!({ "subresource": "status", "responseKind": own, "verbs": SUBRESOURCE_VERBS }),
+        );
+    }
+    if resource.scale.is_some() {
+        subresources.push(json!({ "subresource": "scale", "responseKind": kind("autoscaling", "v1", "Scale"), "verbs": SUBRESOURCE_VERBS }));
+    }
+    let mut entry = json!({
+        "resource": resource.plural,
+        "responseKind": own,
+        "scope": if resource.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": resource.singular,
+        "verbs": VERBS,
+    });
+    if !resource.short_names.is_empty() {
+        entry["shortNames"] = json!(resource.short_names);
+    }
+    if !resource.categories.is_empty() {
+        entry["categories"] = json!(resource.categories);
+    }
+    if !subresources.is_empty() {
+        entry["subresources"] = json!(subresources);
+    }
+    entry
+}
+
+/// Aggregated discovery (`as=APIGroupDiscoveryList`, `apidiscovery.k8s.io/{version}`): every group (or, for
+/// `/api`, the core group) with its versions and resources in one document.
+pub fn aggregated(registry: &Registry, core: bool, version: &str) -> Value {
+    let listed = if core {
+        vec![(String::new(), vec!["v1".to_string()])]
+    } else {
+        groups(registry)
+    };
+    let items: Vec<Value> = listed
+        .iter()
+        .map(|(group, versions)| {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|v| {
+                    let resources: Vec<Value> =
+                        served(registry, group, v).iter().map(|r| aggregated_resource(r)).collect();
+                    json!({ "version": v, "resources": resources, "freshness": "Current" })
+                })
+                .collect();
+            json!({ "metadata": { "name": group, "creationTimestamp": null }, "versions": versions })
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": format!("apidiscovery.k8s.io/{version}"),
+        "metadata": {},
+        "items": items,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -195,3 +195,47 @@ async fn protobuf_only_clients_get_406() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn aggregated_discovery_lists_groups_with_their_resources() {
+    let server = ApiServer::start().await.unwrap();
+    server.install::<Widget>().await.unwrap();
+    let accept =
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+    let groups = raw(&server, "/apis", accept).await;
+    assert_eq!(
+        (groups["kind"].as_str(), groups["apiVersion"].as_str()),
+        (
+            Some("APIGroupDiscoveryList"),
+            Some("apidiscovery.k8s.io/v2")
+        )
+    );
+    let example = groups["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["metadata"]["name"] == "example.com")
+        .unwrap();
+    let widgets = &example["versions"][0]["resources"][0];
+    assert_eq!(
+        (widgets["resource"].as_str(), widgets["scope"].as_str()),
+        (Some("widgets"), Some("Namespaced"))
+    );
+    assert_eq!(widgets["shortNames"], json!(["wd"]));
+    let core = raw(
+        &server,
+        "/api",
+        "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList",
+    )
+    .await;
+    let pods = core["items"][0]["versions"][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "pods")
+        .unwrap()
+        .clone();
+    assert_eq!(pods["subresources"][0]["subresource"], "status");
+    let legacy = raw(&server, "/apis", "application/json").await;
+    assert_eq!(legacy["kind"], "APIGroupList");
+}

@@ -57,11 +57,28 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
         return error(&ApiError::method_not_allowed());
     }
     let cluster = &state.cluster;
-    let document = match route {
+    let document = match route.clone() {
         Route::Version => Some(discovery::version()),
         Route::Health => return (StatusCode::OK, "ok").into_response(),
-        Route::CoreVersions => Some(discovery::core_versions(&state.address)),
-        Route::Groups => Some(discovery::group_list(&cluster.registry)),
+        Route::CoreVersions | Route::Groups => {
+            let core = route == Route::CoreVersions;
+            if let Some(version) = aggregated_version(request.headers()) {
+                let document = discovery::aggregated(&cluster.registry, core, version);
+                let mut response = json(StatusCode::OK, &document);
+                let content_type = format!(
+                    "application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
+                );
+                if let Ok(value) = HeaderValue::from_str(&content_type) {
+                    response.headers_mut().insert(header::CONTENT_TYPE, value);
+                }
+                return response;
+            }
+            Some(if core {
+                discovery::core_versions(&state.address)
+            } else {
+                discovery::group_list(&cluster.registry)
+            })
+        }
         Route::Group(group) => discovery::group(&cluster.registry, &group),
         Route::OpenApiV2 => Some(openapi::v2(&cluster.registry)),
         Route::OpenApiV3Index => Some(openapi::v3_index(&cluster.registry)),
@@ -80,6 +97,31 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
         )
             .into_response(),
     }
+}
+
+/// The aggregated discovery version the client prefers, if it asks for one (`v2` or `v2beta1`).
+fn aggregated_version(headers: &HeaderMap) -> Option<&'static str> {
+    let accept = headers.get(header::ACCEPT)?.to_str().ok()?;
+    for item in accept.split(',') {
+        let params: Vec<&str> = item.split(';').map(str::trim).collect();
+        if params.first() != Some(&"application/json") {
+            continue;
+        }
+        let has = |p: &str| params.contains(&p);
+        if !has("as=APIGroupDiscoveryList") || !has("g=apidiscovery.k8s.io") {
+            if params.len() == 1 {
+                return None;
+            }
+            continue;
+        }
+        if has("v=v2") {
+            return Some("v2");
+        }
+        if has("v=v2beta1") {
+            return Some("v2beta1");
+        }
+    }
+    None
 }
 
 async fn serve_resource(state: AppState, path: path::ResourcePath, request: Request) -> Response {
