@@ -53,6 +53,14 @@ fn generated_project_passes_its_own_tests() {
         .output()
         .unwrap();
     assert!(new.status.success(), "{}", describe(&new));
+    // It starts formatted.
+    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let fmt = Command::new(cargo_bin)
+        .args(["fmt", "--check"])
+        .current_dir(&project)
+        .output()
+        .unwrap();
+    assert!(fmt.status.success(), "{}", describe(&fmt));
 
     let test = cargo(&project, "test", &[]);
     assert!(test.status.success(), "{}", describe(&test));
