@@ -78,6 +78,23 @@ impl AutopilotSource {
         Ok(Self::Checkout(root))
     }
 
+    /// Notes for the Dockerfile and the README: path dependencies are outside the image's build context.
+    fn notes(&self) -> (String, String) {
+        match self {
+            Self::Registry => (String::new(), String::new()),
+            Self::Checkout(root) => (
+                format!(
+                    "# Cargo.toml uses the autopilot crates from {} (path dependencies), which is outside this\n\
+                     # build context: point them at published versions, or vendor them, before building the image.\n",
+                    root.display()
+                ),
+                "(first make the autopilot dependencies in Cargo.toml buildable inside the image: \
+                 see the note in the Dockerfile)\n"
+                    .to_owned(),
+            ),
+        }
+    }
+
     /// The dependency's right-hand side in Cargo.toml.
     fn dependency(&self, krate: &str) -> String {
         match self {
@@ -162,19 +179,7 @@ impl NewProject {
             .iter()
             .map(|p| format!("`{}`", p.name))
             .collect();
-        let (docker_note, image_note) = match &self.autopilot {
-            AutopilotSource::Registry => (String::new(), String::new()),
-            AutopilotSource::Checkout(root) => (
-                format!(
-                    "# Cargo.toml uses the autopilot crates from {} (path dependencies), which is outside this\n\
-                     # build context: point them at published versions, or vendor them, before building the image.\n",
-                    root.display()
-                ),
-                "(first make the autopilot dependencies in Cargo.toml buildable inside the image: \
-                 see the note in the Dockerfile)\n"
-                    .to_owned(),
-            ),
-        };
+        let (docker_note, image_note) = self.autopilot.notes();
         let cleanup = match self.phases.all().iter().find(|p| p.finalizer) {
             Some(phase) => E2E_CLEANUP.render(&[("kind", kind), ("phase", &phase.name)])?,
             None => String::new(),
@@ -185,13 +190,7 @@ impl NewProject {
         let phases = self.phases.attribute();
         let kind_lower = kind.to_lowercase();
         let phase_list = phase_names.join(", ");
-        // The status keeps the last HISTORY_LIMIT (10) phases an object entered.
-        let path = self.phases.path();
-        let path: Vec<String> = path[path.len().saturating_sub(10)..]
-            .iter()
-            .map(|phase| format!("{kind}Phase::{phase}"))
-            .collect();
-        let path = path.join(", ");
+        let path = self.expected_history();
         let values: [(&str, &str); 16] = [
             ("name", self.name.as_str()),
             ("crate_name", &crate_name),
@@ -242,6 +241,17 @@ impl NewProject {
             }
         }
         Ok(files)
+    }
+
+    /// The phases the end-to-end test expects in the status history, as Rust paths.
+    fn expected_history(&self) -> String {
+        // The status keeps the last HISTORY_LIMIT (10) phases an object entered.
+        let path = self.phases.path();
+        let kept: Vec<String> = path[path.len().saturating_sub(10)..]
+            .iter()
+            .map(|phase| format!("{}Phase::{phase}", self.kind.as_str()))
+            .collect();
+        kept.join(", ")
     }
 
     /// The handler of the phase at `index`, returning what [`Phases::step`] says.
