@@ -577,3 +577,97 @@ async fn a_crash_between_side_effect_and_status_write_reruns_the_handler() {
     assert_eq!(owner.controller, Some(true));
     second.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_are_applied_server_side_and_owned_by_the_object() {
+    let (_server, client) = server().await;
+    let calls = Arc::new(Calls::default());
+    let waiting = |canary: Arc<Canary>, ctx: Context<Canary>| async move {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some(format!("{}-routes", canary.name_any()));
+        cm.data = Some([("target".to_owned(), canary.spec.target.clone())].into());
+        ctx.apply_output(&cm).await?;
+        Ok::<_, BoxError>(Transition::next(CanaryPhase::Succeeded))
+    };
+    let handlers = CanaryHandlers {
+        initializing: step(
+            &calls,
+            CanaryPhase::Initializing,
+            next(CanaryPhase::Waiting),
+        ),
+        waiting,
+        evaluating: step(
+            &calls,
+            CanaryPhase::Evaluating,
+            next(CanaryPhase::Succeeded),
+        ),
+        terminating: step(
+            &calls,
+            CanaryPhase::Terminating,
+            next(CanaryPhase::Succeeded),
+        ),
+    };
+    let operator = spawn(Operator::<Canary>::new(client.clone(), config(), handlers));
+    create(&client, &canary("shop", "v1")).await;
+    let done = wait_for_canary(&client, "shop", "Succeeded", |c| {
+        phase_of(c) == Some(CanaryPhase::Succeeded)
+    })
+    .await;
+
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+    let cm = cms.get("shop-routes").await.unwrap();
+    assert_eq!(cm.data.as_ref().unwrap()["target"], "v1");
+    let owner = &cm.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("Canary", "shop")
+    );
+    assert_eq!(
+        (owner.uid.as_str(), owner.controller),
+        (done.uid().unwrap().as_str(), Some(true))
+    );
+    let managers: Vec<_> = cm
+        .managed_fields()
+        .iter()
+        .map(|m| {
+            (
+                m.manager.clone().unwrap_or_default(),
+                m.operation.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        managers.contains(&("canary-autopilot".into(), "Apply".into())),
+        "{managers:?}"
+    );
+
+    // A field someone else owns survives the operator's next apply.
+    let label = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shop-routes", "labels": {"team": "web"}}});
+    cms.patch(
+        "shop-routes",
+        &PatchParams::apply("team-web"),
+        &Patch::Apply(label),
+    )
+    .await
+    .unwrap();
+    let api: Api<Canary> = Api::namespaced(client.clone(), NS);
+    api.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"target": "v2"}})),
+    )
+    .await
+    .unwrap();
+    let cm = wait_for("the output to follow the new spec", || {
+        let cms = cms.clone();
+        async move {
+            cms.get("shop-routes")
+                .await
+                .ok()
+                .filter(|cm| cm.data.as_ref().unwrap()["target"] == "v2")
+        }
+    })
+    .await;
+    assert_eq!(cm.labels().get("team").map(String::as_str), Some("web"));
+    operator.stop().await;
+}

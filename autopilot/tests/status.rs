@@ -136,7 +136,7 @@ async fn an_unknown_phase_in_status_is_reported_not_fatal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_get_shows_phase_and_age_columns() {
-    let (_server, client) = server().await;
+    let (server, client) = server().await;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = crds.get(Canary::crd_name()).await.unwrap();
     let columns = crd.spec.versions[0]
@@ -154,4 +154,46 @@ async fn kubectl_get_shows_phase_and_age_columns() {
             ("Age", "date", ".metadata.creationTimestamp")
         ]
     );
+
+    // What `kubectl get` prints for an object the operator finished.
+    let operator = spawn(Operator::<Canary>::new(
+        client.clone(),
+        config(),
+        handlers(),
+    ));
+    let api: Api<Canary> = Api::namespaced(client.clone(), NS);
+    api.create(&PostParams::default(), &canary("web", "web"))
+        .await
+        .unwrap();
+    wait_for_canary(&client, "web", "Succeeded", |c| {
+        phase_of(c) == Some(CanaryPhase::Succeeded)
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        serde_json::to_vec(&server.kubeconfig()).unwrap(),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["get", "canaries"])
+        .output()
+        .await
+        .expect("kubectl runs (scripts/test installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["NAME", "PHASE", "AGE"], "{text}");
+    assert_eq!(&lines[1][..2], ["web", "Succeeded"], "{text}");
+    operator.stop().await;
 }
