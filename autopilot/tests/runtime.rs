@@ -671,3 +671,110 @@ async fn outputs_are_applied_server_side_and_owned_by_the_object() {
     assert_eq!(cm.labels().get("team").map(String::as_str), Some("web"));
     operator.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_enters_the_failure_phase_with_a_reason() {
+    let (_server, client) = server().await;
+    let calls = Arc::new(Calls::default());
+    let handlers = CanaryHandlers {
+        initializing: step(
+            &calls,
+            CanaryPhase::Initializing,
+            next(CanaryPhase::Evaluating),
+        ),
+        waiting: step(&calls, CanaryPhase::Waiting, next(CanaryPhase::Evaluating)),
+        evaluating: step(&calls, CanaryPhase::Evaluating, |_, _| {
+            Ok(Transition::fail("success rate 91% < 99%"))
+        }),
+        terminating: step(
+            &calls,
+            CanaryPhase::Terminating,
+            next(CanaryPhase::Succeeded),
+        ),
+    };
+    let operator = spawn(Operator::<Canary>::new(client.clone(), config(), handlers));
+    create(&client, &canary("bad", "bad")).await;
+    let failed = wait_for_canary(&client, "bad", "Failed", |c| {
+        phase_of(c) == Some(CanaryPhase::Failed)
+    })
+    .await;
+    let status = failed.status.as_ref().unwrap();
+    assert_eq!(status.message.as_deref(), Some("success rate 91% < 99%"));
+    assert_eq!(
+        condition_of(&failed, condition::DEGRADED),
+        ("True", condition::FAILED)
+    );
+    assert_eq!(condition_of(&failed, condition::READY).0, "False");
+    let warning = wait_for("a Warning event for the failure", || {
+        let client = client.clone();
+        async move {
+            events(&client, "bad")
+                .await
+                .into_iter()
+                .find(|(t, r, _)| t == "Warning" && r == "Failed")
+        }
+    })
+    .await;
+    assert!(warning.2.contains("success rate 91% < 99%"), "{warning:?}");
+    assert_eq!(
+        calls.count(CanaryPhase::Evaluating, "bad"),
+        1,
+        "a failed object is final"
+    );
+    operator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_bounds_the_handlers_running_at_once() {
+    let (_server, client) = server().await;
+    let running = Counter::default();
+    let peak = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let calls = Arc::new(Calls::default());
+    let waiting = {
+        let (running, peak) = (running.clone(), Arc::clone(&peak));
+        move |_: Arc<Canary>, _: Context<Canary>| {
+            let (running, peak) = (running.clone(), Arc::clone(&peak));
+            async move {
+                peak.fetch_max(running.bump(), Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                running.drop_one();
+                Ok::<_, BoxError>(Transition::next(CanaryPhase::Succeeded))
+            }
+        }
+    };
+    let handlers = CanaryHandlers {
+        initializing: step(
+            &calls,
+            CanaryPhase::Initializing,
+            next(CanaryPhase::Waiting),
+        ),
+        waiting,
+        evaluating: step(
+            &calls,
+            CanaryPhase::Evaluating,
+            next(CanaryPhase::Succeeded),
+        ),
+        terminating: step(
+            &calls,
+            CanaryPhase::Terminating,
+            next(CanaryPhase::Succeeded),
+        ),
+    };
+    let operator =
+        spawn(Operator::<Canary>::new(client.clone(), config(), handlers).concurrency(2));
+    for i in 0..8 {
+        create(&client, &canary(&format!("c{i}"), "t")).await;
+    }
+    for i in 0..8 {
+        wait_for_canary(&client, &format!("c{i}"), "Succeeded", |c| {
+            phase_of(c) == Some(CanaryPhase::Succeeded)
+        })
+        .await;
+    }
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(
+        (1..=2).contains(&peak),
+        "{peak} handlers ran at once with concurrency 2"
+    );
+    operator.stop().await;
+}

@@ -235,4 +235,8 @@ impl Counter {
     pub fn get(&self) -> usize {
         self.0.load(Ordering::SeqCst)
     }
+
+    pub fn drop_one(&self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
