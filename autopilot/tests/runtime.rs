@@ -69,6 +69,28 @@ fn straight_through(
     }
 }
 
+/// Handlers where Waiting runs `waiting` and every other phase moves straight on.
+fn around_waiting<W: autopilot::Phase<Canary>>(
+    calls: &Arc<Calls>,
+    waiting: W,
+) -> CanaryHandlers<
+    impl autopilot::Phase<Canary>,
+    W,
+    impl autopilot::Phase<Canary>,
+    impl autopilot::Phase<Canary>,
+> {
+    CanaryHandlers {
+        initializing: step(calls, CanaryPhase::Initializing, next(CanaryPhase::Waiting)),
+        waiting,
+        evaluating: step(calls, CanaryPhase::Evaluating, next(CanaryPhase::Succeeded)),
+        terminating: step(
+            calls,
+            CanaryPhase::Terminating,
+            next(CanaryPhase::Succeeded),
+        ),
+    }
+}
+
 fn condition_of<'a>(canary: &'a Canary, type_: &str) -> (&'a str, &'a str) {
     let c = canary
         .status
@@ -222,24 +244,7 @@ async fn a_change_of_a_watched_input_wakes_the_object() {
             }
         }
     };
-    let handlers = CanaryHandlers {
-        initializing: step(
-            &calls,
-            CanaryPhase::Initializing,
-            next(CanaryPhase::Waiting),
-        ),
-        waiting,
-        evaluating: step(
-            &calls,
-            CanaryPhase::Evaluating,
-            next(CanaryPhase::Succeeded),
-        ),
-        terminating: step(
-            &calls,
-            CanaryPhase::Terminating,
-            next(CanaryPhase::Succeeded),
-        ),
-    };
+    let handlers = around_waiting(&calls, waiting);
     let operator = spawn(
         Operator::<Canary>::new(client.clone(), config(), handlers)
             .watches_input::<Deployment, _>(|canary| Some(canary.spec.target.clone())),
@@ -516,28 +521,10 @@ async fn a_crash_between_side_effect_and_status_write_reruns_the_handler() {
             }
         }
     };
-    let handlers = |waiting| CanaryHandlers {
-        initializing: step(
-            &calls,
-            CanaryPhase::Initializing,
-            next(CanaryPhase::Waiting),
-        ),
-        waiting,
-        evaluating: step(
-            &calls,
-            CanaryPhase::Evaluating,
-            next(CanaryPhase::Succeeded),
-        ),
-        terminating: step(
-            &calls,
-            CanaryPhase::Terminating,
-            next(CanaryPhase::Succeeded),
-        ),
-    };
     let first = spawn(Operator::<Canary>::new(
         client.clone(),
         config(),
-        handlers(waiting.clone()),
+        around_waiting(&calls, waiting.clone()),
     ));
     create(&client, &canary("crashy", "crashy")).await;
     tokio::time::timeout(PATIENCE, side_effect_done.notified())
@@ -556,7 +543,7 @@ async fn a_crash_between_side_effect_and_status_write_reruns_the_handler() {
     let second = spawn(Operator::<Canary>::new(
         client.clone(),
         config(),
-        handlers(waiting),
+        around_waiting(&calls, waiting),
     ));
     let done = wait_for_canary(&client, "crashy", "Succeeded after restart", |c| {
         phase_of(c) == Some(CanaryPhase::Succeeded)
@@ -589,24 +576,7 @@ async fn outputs_are_applied_server_side_and_owned_by_the_object() {
         ctx.apply_output(&cm).await?;
         Ok::<_, BoxError>(Transition::next(CanaryPhase::Succeeded))
     };
-    let handlers = CanaryHandlers {
-        initializing: step(
-            &calls,
-            CanaryPhase::Initializing,
-            next(CanaryPhase::Waiting),
-        ),
-        waiting,
-        evaluating: step(
-            &calls,
-            CanaryPhase::Evaluating,
-            next(CanaryPhase::Succeeded),
-        ),
-        terminating: step(
-            &calls,
-            CanaryPhase::Terminating,
-            next(CanaryPhase::Succeeded),
-        ),
-    };
+    let handlers = around_waiting(&calls, waiting);
     let operator = spawn(Operator::<Canary>::new(client.clone(), config(), handlers));
     create(&client, &canary("shop", "v1")).await;
     let done = wait_for_canary(&client, "shop", "Succeeded", |c| {
@@ -742,24 +712,7 @@ async fn concurrency_bounds_the_handlers_running_at_once() {
             }
         }
     };
-    let handlers = CanaryHandlers {
-        initializing: step(
-            &calls,
-            CanaryPhase::Initializing,
-            next(CanaryPhase::Waiting),
-        ),
-        waiting,
-        evaluating: step(
-            &calls,
-            CanaryPhase::Evaluating,
-            next(CanaryPhase::Succeeded),
-        ),
-        terminating: step(
-            &calls,
-            CanaryPhase::Terminating,
-            next(CanaryPhase::Succeeded),
-        ),
-    };
+    let handlers = around_waiting(&calls, waiting);
     let operator =
         spawn(Operator::<Canary>::new(client.clone(), config(), handlers).concurrency(2));
     for i in 0..8 {
