@@ -81,6 +81,52 @@ pub enum RuntimeError {
 /// # Ok(())
 /// # }
 /// ```
+///
+/// The same against the in-process API server of `autopilot-testkit`, until the object is done:
+///
+/// ```
+/// use std::sync::Arc;
+/// use autopilot::{Context, Operator, Transition, config::OperatorConfig};
+/// use autopilot_testkit::ApiServer;
+/// use kube::{Api, api::PostParams};
+/// # use autopilot::__doc::*;
+///
+/// async fn next(_: Arc<Rollout>, ctx: Context<Rollout>) -> anyhow::Result<Transition<RolloutPhase>> {
+///     Ok(Transition::next(match ctx.phase() {
+///         RolloutPhase::Starting => RolloutPhase::Waiting,
+///         _ => RolloutPhase::Done,
+///     }))
+/// }
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let server = ApiServer::start().await?;
+/// server.install_crd(&autopilot::crd::<Rollout>()).await?;
+/// let client = server.client();
+/// let handlers = RolloutHandlers { starting: next, waiting: next };
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let operator = Operator::<Rollout>::new(client.clone(), OperatorConfig::default(), handlers);
+/// let running = tokio::spawn(operator.run_until(async move { let _ = stopped.await; }));
+///
+/// let rollouts: Api<Rollout> = Api::namespaced(client, "default");
+/// let spec = RolloutSpec { target: "web".into(), replicas: 2 };
+/// rollouts.create(&PostParams::default(), &Rollout::new("web", spec)).await?;
+/// for attempt in 0.. {
+///     assert!(attempt < 3000, "not done within a minute");
+///     let rollout = rollouts.get("web").await?;
+///     let phase = rollout.status.as_ref().and_then(|s| s.recorded_phase().ok().flatten());
+///     if phase == Some(RolloutPhase::Done) {
+///         let history: Vec<_> = rollout.status.unwrap().history.iter().map(|h| h.phase.as_str().to_owned()).collect();
+///         assert_eq!(history, ["Starting", "Waiting", "Done"]);
+///         break;
+///     }
+///     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+/// }
+/// stop.send(()).ok();
+/// running.await??;
+/// # Ok::<(), anyhow::Error>(())
+/// # })?;
+/// # Ok::<(), anyhow::Error>(())
+/// ```
 pub struct Operator<K: Autopilot> {
     controller: Controller<K>,
     client: Client,
