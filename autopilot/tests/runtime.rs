@@ -731,3 +731,46 @@ async fn concurrency_bounds_the_handlers_running_at_once() {
     );
     operator.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_is_an_error_not_a_crash() {
+    let (_server, client) = server().await;
+    let calls = Arc::new(Calls::default());
+    let waiting = step(&calls, CanaryPhase::Waiting, {
+        let calls = Arc::clone(&calls);
+        move |canary, _| {
+            assert!(
+                calls.count(CanaryPhase::Waiting, &canary.name_any()) > 1,
+                "index out of range"
+            );
+            Ok(Transition::next(CanaryPhase::Succeeded))
+        }
+    });
+    let operator = spawn(
+        Operator::<Canary>::new(client.clone(), config(), around_waiting(&calls, waiting))
+            .backoff(fast_backoff()),
+    );
+    create(&client, &canary("panicky", "p")).await;
+    wait_for("a HandlerError event about the panic", || {
+        let client = client.clone();
+        async move {
+            events(&client, "panicky")
+                .await
+                .into_iter()
+                .find(|(t, r, n)| {
+                    t == "Warning"
+                        && r == "HandlerError"
+                        && n.contains("panicked: index out of range")
+                })
+        }
+    })
+    .await;
+    // The operator survived and retried.
+    let done = wait_for_canary(&client, "panicky", "Succeeded", |c| {
+        phase_of(c) == Some(CanaryPhase::Succeeded)
+    })
+    .await;
+    assert_eq!(condition_of(&done, condition::DEGRADED).0, "False");
+    assert_eq!(calls.count(CanaryPhase::Waiting, "panicky"), 2);
+    operator.stop().await;
+}

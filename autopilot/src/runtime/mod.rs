@@ -35,7 +35,7 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
 
 pub use hooks::{Census, ControllerInfo, ObjectKey, ObserveHooks, Outcome};
-pub use reconcile::ReconcileError;
+pub use reconcile::{HandlerPanicked, ReconcileError};
 
 use crate::{
     Autopilot, Handlers, PhaseEnum,

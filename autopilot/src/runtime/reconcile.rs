@@ -2,10 +2,12 @@
 
 use std::{
     collections::HashMap,
+    panic::AssertUnwindSafe,
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
+use futures::FutureExt;
 use kube::{
     ResourceExt,
     api::{Patch, PatchParams},
@@ -17,9 +19,10 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::hooks::{Hooks, ObjectKey, Outcome};
 use crate::{
-    Autopilot, Context, Handlers, PhaseEnum, Recheck, Status, Transition,
+    Autopilot, BoxError, Context, Handlers, PhaseEnum, Recheck, Status, Transition,
     backoff::Failures,
     context::Shared,
+    phase::HandlerFuture,
     status::{self, condition},
 };
 
@@ -201,7 +204,7 @@ impl<K: Autopilot> Reconciler<K> {
             return Ok(Done::Wait);
         };
         let started = Instant::now();
-        let result = run.await;
+        let result = guarded(run).await;
         let elapsed = started.elapsed();
         self.hooks
             .each(|h| h.handler_finished(key, phase.name(), elapsed, result.is_ok()));
@@ -374,7 +377,7 @@ impl<K: Autopilot> Reconciler<K> {
             return Ok(Done::Wait);
         };
         let started = Instant::now();
-        let result = run.await;
+        let result = guarded(run).await;
         self.hooks
             .each(|h| h.handler_finished(key, phase.name(), started.elapsed(), result.is_ok()));
         let from = old.phase.as_ref().map(|p| p.as_str().to_owned());
@@ -556,6 +559,26 @@ impl<K: Autopilot> Reconciler<K> {
                 written.remove(oref);
                 false
             }
+        }
+    }
+}
+
+/// A handler that panicked; reported like an error instead of taking the operator down.
+#[derive(Debug, thiserror::Error)]
+#[error("the handler panicked: {0}")]
+pub struct HandlerPanicked(String);
+
+/// Runs a handler, turning a panic into an error.
+async fn guarded<P>(run: HandlerFuture<'_, P>) -> Result<Transition<P>, BoxError> {
+    match AssertUnwindSafe(run).catch_unwind().await {
+        Ok(result) => result,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-text panic payload".to_owned());
+            Err(Box::new(HandlerPanicked(message)))
         }
     }
 }
