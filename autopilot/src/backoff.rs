@@ -136,6 +136,14 @@ impl<Key: Eq + Hash + Clone> Failures<Key> {
         (!left.is_zero()).then_some(left)
     }
 
+    /// Forgets the streaks of keys `keep` rejects (objects that are gone).
+    pub fn retain(&self, mut keep: impl FnMut(&Key) -> bool) {
+        self.streaks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|k, _| keep(k));
+    }
+
     /// The current streak of `key`.
     #[must_use]
     pub fn streak(&self, key: &Key) -> Option<Streak> {
@@ -179,5 +187,10 @@ mod tests {
         assert_eq!(failures.failed(&"a", Some(2)).0, 1);
         failures.succeeded(&"a");
         assert!(failures.streak(&"a").is_none());
+        // Streaks of objects that are gone can be dropped.
+        failures.failed(&"b", None);
+        failures.failed(&"c", None);
+        failures.retain(|k| *k == "c");
+        assert!(failures.streak(&"b").is_none() && failures.streak(&"c").is_some());
     }
 }

@@ -18,7 +18,10 @@
 mod hooks;
 mod reconcile;
 
-use std::{future::Future, sync::Arc};
+use std::{
+    future::Future,
+    sync::{Arc, atomic::AtomicUsize},
+};
 
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
@@ -410,6 +413,8 @@ impl<K: Autopilot> Operator<K> {
             work_interval: self.config.work_interval,
             finalizer: format!("{}/autopilot-cleanup", K::group(&())),
             kind: kind.clone(),
+            store: store.clone(),
+            reconciles: AtomicUsize::new(0),
         });
         info!(%kind, concurrency = self.concurrency, "operator starting");
         self.controller

@@ -3,6 +3,7 @@
 use std::{
     collections::HashMap,
     panic::AssertUnwindSafe,
+    sync::atomic::{AtomicUsize, Ordering},
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
@@ -11,7 +12,11 @@ use futures::FutureExt;
 use kube::{
     ResourceExt,
     api::{Patch, PatchParams},
-    runtime::{controller::Action, events::EventType, reflector::ObjectRef},
+    runtime::{
+        controller::Action,
+        events::EventType,
+        reflector::{ObjectRef, Store},
+    },
 };
 use serde_json::json;
 use tokio::time::Instant;
@@ -62,7 +67,13 @@ pub(crate) struct Reconciler<K: Autopilot> {
     pub work_interval: Duration,
     pub finalizer: String,
     pub kind: String,
+    /// The controller's cache, to forget per-object state of objects that are gone.
+    pub store: Store<K>,
+    pub reconciles: AtomicUsize,
 }
+
+/// Per-object bookkeeping is pruned of deleted objects once per this many reconciles.
+const PRUNE_EVERY: usize = 4096;
 
 /// How a reconcile ended, before it is turned into a kube [`Action`].
 enum Done {
@@ -125,6 +136,9 @@ impl<K: Autopilot> Reconciler<K> {
             phase = tracing::field::Empty, // recorded once the status is read
         );
         self.hooks.each(|h| h.reconcile_started(&key));
+        if self.reconciles.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            self.prune();
+        }
         let started = Instant::now();
         let result = self.step(obj, &key).instrument(span).await;
         let outcome = result.as_ref().map_or(Outcome::Error, Done::outcome);
@@ -545,6 +559,16 @@ impl<K: Autopilot> Reconciler<K> {
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
             Err(source) => Err(ReconcileError::Finalizer { name, source }),
         }
+    }
+
+    /// Forgets backoff streaks and pending writes of objects no longer in the cache.
+    fn prune(&self) {
+        let present = |oref: &ObjectRef<K>| self.store.get(oref).is_some();
+        self.failures.retain(present);
+        self.written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|oref, _| present(oref));
     }
 
     /// Whether `obj` predates our last status write (the watch has not delivered it yet).
