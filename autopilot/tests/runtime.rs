@@ -774,3 +774,39 @@ async fn a_panicking_handler_is_an_error_not_a_crash() {
     assert_eq!(calls.count(CanaryPhase::Waiting, "panicky"), 2);
     operator.stop().await;
 }
+
+#[tokio::test]
+async fn a_status_write_does_not_cut_a_recheck_short() {
+    let (_server, client) = server().await;
+    let calls = Arc::new(Calls::default());
+    let waiting = {
+        let calls = Arc::clone(&calls);
+        move |canary: Arc<Canary>, ctx: Context<Canary>| {
+            let calls = Arc::clone(&calls);
+            async move {
+                calls.record(CanaryPhase::Waiting, &canary.name_any());
+                // Each run changes the status, so each run's write comes back through the watch.
+                ctx.update_status(|fields| fields.canary_weight += 1);
+                Ok::<_, BoxError>(Transition::stay_for(Duration::from_secs(3600)))
+            }
+        }
+    };
+    let operator = spawn(Operator::<Canary>::new(
+        client.clone(),
+        config(),
+        around_waiting(&calls, waiting),
+    ));
+    create(&client, &canary("patient", "api")).await;
+    wait_for_canary(&client, "patient", "the first status write", |c| {
+        c.status.as_ref().is_some_and(|s| s.fields.canary_weight == 1)
+    })
+    .await;
+    // Give a wrongly woken handler every chance to run again.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        calls.count(CanaryPhase::Waiting, "patient"),
+        1,
+        "the handler's own status write must not re-run it before its re-check time"
+    );
+    operator.stop().await;
+}

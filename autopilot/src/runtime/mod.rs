@@ -28,10 +28,11 @@ use k8s_openapi::NamespaceResourceScope;
 use kube::{
     Api, Client, Resource, ResourceExt,
     runtime::{
-        Controller, controller,
+        Controller, WatchStreamExt, controller,
         events::Reporter,
-        reflector::{ObjectRef, Store},
-        watcher,
+        reflector::{self, ObjectRef, Store},
+        utils::PredicateConfig,
+        watcher::{self, watcher},
     },
 };
 use serde::de::DeserializeOwned;
@@ -149,7 +150,15 @@ impl<K: Autopilot> Operator<K> {
     #[must_use]
     pub fn new(client: Client, config: OperatorConfig, handlers: impl Handlers<K>) -> Self {
         let api = K::api(client.clone(), config.watch_namespace.as_deref());
-        let controller = Controller::new(api, watcher::Config::default().any_semantic());
+        // Status-only changes (our own writes above all) do not wake an object: a handler that asked
+        // to be re-checked in a minute runs in a minute. Spec, metadata and deletion changes do.
+        let (reader, writer) = reflector::store();
+        let changes = watcher(api, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .reflect(writer)
+            .applied_objects()
+            .predicate_filter(wakes_object::<K>, PredicateConfig::default());
+        let controller = Controller::for_stream(changes, reader);
         Self {
             controller,
             client,
@@ -451,6 +460,22 @@ impl<K: Autopilot> Operator<K> {
             None => Api::all(self.client.clone()),
         }
     }
+}
+
+/// What a change must touch to wake an object: anything but its status.
+fn wakes_object<K: Resource>(obj: &K) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = obj.meta();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    meta.generation.hash(&mut hasher);
+    meta.deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .hash(&mut hasher);
+    meta.finalizers.hash(&mut hasher);
+    meta.labels.hash(&mut hasher);
+    meta.annotations.hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 fn census<K: Autopilot>(store: Store<K>) -> Census {

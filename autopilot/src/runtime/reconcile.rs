@@ -76,6 +76,9 @@ pub(crate) struct Reconciler<K: Autopilot> {
 const PRUNE_EVERY: usize = 4096;
 
 /// How a reconcile ended, before it is turned into a kube [`Action`].
+/// How long to wait for the cache to show our own status write before looking again.
+const CACHE_CATCH_UP: Duration = Duration::from_millis(20);
+
 enum Done {
     Wait,
     After(Duration),
@@ -161,7 +164,7 @@ impl<K: Autopilot> Reconciler<K> {
         let oref = ObjectRef::from_obj(&*obj);
         if self.is_stale(&oref, &obj) {
             debug!("cache is older than our last status write; waiting for it");
-            return Ok(Done::Wait);
+            return Ok(Done::After(CACHE_CATCH_UP));
         }
         let generation = obj.meta().generation;
         if let Some(left) = self.failures.remaining(&oref, generation) {
@@ -265,8 +268,9 @@ impl<K: Autopilot> Reconciler<K> {
                 report
                     .transitions
                     .push((Some(phase.name().to_owned()), to, message));
-                // Our status write comes back through the watch and runs the next handler.
-                Done::Wait
+                // Status writes do not wake objects: run the next handler as soon as the cache has
+                // our write.
+                Done::After(Duration::ZERO)
             }
             Transition::Fail { reason } => {
                 if let Some(failed) = K::Phase::failure() {

@@ -109,9 +109,11 @@ impl Environment {
             .start()
             .await?;
 
+        let metrics = PrometheusClient::new(&prometheus.url(), ClientOptions::default())?;
+        first_scrape(&metrics).await?;
         let deps = Deps {
             router: router.clone(),
-            prometheus: PrometheusClient::new(&prometheus.url(), ClientOptions::default())?,
+            prometheus: metrics,
             queries: provider.metrics_provider(),
             http: http_client()?,
         };
@@ -246,6 +248,26 @@ impl Drop for Environment {
             operator.abort();
         }
     }
+}
+
+/// Waits until Prometheus has scraped the data plane once (its first scrape comes a few seconds
+/// after start), so the first analysis does not read an empty database.
+async fn first_scrape(prometheus: &PrometheusClient) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while prometheus
+        .query_value("up{job=\"mesh\"}", None)
+        .await
+        .ok()
+        .flatten()
+        != Some(1.0)
+    {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "Prometheus did not scrape the data plane within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }
 
 /// A Canary for the demo app: steps of 20 % up to 60 %, rollback after 2 failed checks, the mesh's
