@@ -798,7 +798,9 @@ async fn a_status_write_does_not_cut_a_recheck_short() {
     ));
     create(&client, &canary("patient", "api")).await;
     wait_for_canary(&client, "patient", "the first status write", |c| {
-        c.status.as_ref().is_some_and(|s| s.fields.canary_weight == 1)
+        c.status
+            .as_ref()
+            .is_some_and(|s| s.fields.canary_weight == 1)
     })
     .await;
     // Give a wrongly woken handler every chance to run again.
