@@ -372,3 +372,40 @@ async fn crds_are_established_and_served() {
     let error = api_error(widgets.get("w").await.unwrap_err());
     assert_eq!(error.code, 404);
 }
+
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, JsonSchema)]
+#[kube(
+    group = "example.com",
+    version = "v1",
+    kind = "Pool",
+    namespaced,
+    status = "PoolStatus",
+    scale(spec_replicas_path = ".spec.replicas", status_replicas_path = ".status.replicas")
+)]
+struct PoolSpec {
+    replicas: i32,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, JsonSchema, Default)]
+struct PoolStatus {
+    replicas: i32,
+}
+
+#[tokio::test]
+async fn the_scale_subresource_of_a_crd_reads_and_writes_its_replica_paths() {
+    let server = ApiServer::start().await.unwrap();
+    server.install::<Pool>().await.unwrap();
+    let api: Api<Pool> = Api::default_namespaced(server.client());
+    api.create(&PostParams::default(), &Pool::new("p", PoolSpec { replicas: 1 })).await.unwrap();
+    api.patch_status("p", &PatchParams::default(), &Patch::Merge(json!({ "status": { "replicas": 1 } })))
+        .await
+        .unwrap();
+    let scale = api.get_scale("p").await.unwrap();
+    assert_eq!((scale.spec.unwrap().replicas, scale.status.unwrap().replicas), (Some(1), 1));
+    api.patch_scale("p", &PatchParams::default(), &Patch::Merge(json!({ "spec": { "replicas": 4 } })))
+        .await
+        .unwrap();
+    let pool = api.get("p").await.unwrap();
+    assert_eq!(pool.spec.replicas, 4);
+    assert_eq!(pool.metadata.generation, Some(2), "scaling changes the spec");
+}

@@ -193,3 +193,28 @@ async fn kube_runtime_watcher_relists_after_410_and_carries_on() {
     );
     assert!(errors >= 1, "the 410 surfaced as a watcher error");
 }
+
+#[tokio::test]
+async fn streaming_lists_send_initial_events_then_a_marked_bookmark() {
+    let server = ApiServer::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+    api.create(&PostParams::default(), &config_map("a")).await.unwrap();
+    let mut events = watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut initial = Vec::new();
+    let until = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        match tokio::time::timeout_at(until, events.next()).await.unwrap().unwrap().unwrap() {
+            watcher::Event::InitApply(cm) => initial.push(cm.metadata.name.unwrap()),
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    assert_eq!(initial, vec!["a"]);
+    api.create(&PostParams::default(), &config_map("b")).await.unwrap();
+    loop {
+        if let watcher::Event::Apply(cm) = tokio::time::timeout_at(until, events.next()).await.unwrap().unwrap().unwrap() {
+            assert_eq!(cm.metadata.name.as_deref(), Some("b"));
+            break;
+        }
+    }
+}
