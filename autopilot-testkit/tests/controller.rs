@@ -15,7 +15,10 @@ use tokio::sync::mpsc;
 
 use autopilot_testkit::ApiServer;
 
-const DEADLINE: Duration = Duration::from_secs(60);
+mod common;
+
+use common::{DEADLINE, eventually};
+
 const FINALIZER: &str = "example.com/mirror";
 
 #[derive(Debug, thiserror::Error)]
@@ -126,14 +129,11 @@ async fn a_controller_reacts_to_creates_updates_and_deletes() {
 
     api.delete("src", &DeleteParams::default()).await.unwrap();
     wait_for(&mut seen, "cleanup src").await;
-    let until = tokio::time::Instant::now() + DEADLINE;
-    while api.get_opt("src").await.unwrap().is_some() {
-        assert!(
-            tokio::time::Instant::now() < until,
-            "the source is released once the finalizer is removed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "the source is released once the finalizer is removed",
+        || async { api.get_opt("src").await.unwrap().is_none() },
+    )
+    .await;
     assert!(api.get_opt("src-mirror").await.unwrap().is_none());
     controller.abort();
 }

@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
-use std::time::Duration;
-
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Resource;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -12,11 +10,9 @@ use serde_json::json;
 
 use autopilot_testkit::ApiServer;
 
-const DEADLINE: Duration = Duration::from_secs(60);
+mod common;
 
-fn config_map(name: &str) -> ConfigMap {
-    serde_json::from_value(json!({ "metadata": { "name": name } })).unwrap()
-}
+use common::{config_map, eventually};
 
 fn owned_by(name: &str, owner: &ConfigMap, block: bool) -> ConfigMap {
     let mut dependent = config_map(name);
@@ -27,14 +23,10 @@ fn owned_by(name: &str, owner: &ConfigMap, block: bool) -> ConfigMap {
 }
 
 async fn eventually_gone(api: &Api<ConfigMap>, name: &str) {
-    let until = tokio::time::Instant::now() + DEADLINE;
-    while api.get_opt(name).await.unwrap().is_some() {
-        assert!(
-            tokio::time::Instant::now() < until,
-            "{name} was never deleted"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(&format!("{name} is deleted"), || async {
+        api.get_opt(name).await.unwrap().is_none()
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -68,20 +60,17 @@ async fn deleting_an_owner_garbage_collects_its_dependents() {
         .unwrap();
     eventually_gone(&api, "child").await;
     // A dependent with another live owner stays, minus the reference to the deleted owner.
-    let until = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let shared = api.get("shared").await.unwrap();
-        let refs = shared.metadata.owner_references.unwrap_or_default();
-        if refs.len() == 1 {
-            assert_eq!(refs[0].name, "other-owner");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < until,
-            "the dangling reference was never removed"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the dangling reference is removed", || async {
+        let refs = api
+            .get("shared")
+            .await
+            .unwrap()
+            .metadata
+            .owner_references
+            .unwrap_or_default();
+        refs.len() == 1 && refs[0].name == "other-owner"
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -99,21 +88,15 @@ async fn foreground_deletion_removes_dependents_before_the_owner() {
     api.delete("owner", &DeleteParams::foreground())
         .await
         .unwrap();
-    let until = tokio::time::Instant::now() + DEADLINE;
-    while api
-        .get("child")
-        .await
-        .unwrap()
-        .metadata
-        .deletion_timestamp
-        .is_none()
-    {
-        assert!(
-            tokio::time::Instant::now() < until,
-            "the dependent was never deleted"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the dependent is being deleted", || async {
+        api.get("child")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_some()
+    })
+    .await;
     let waiting = api.get("owner").await.unwrap();
     assert!(
         waiting
@@ -197,14 +180,10 @@ async fn a_deleted_namespace_takes_its_content_along() {
         .delete("team", &DeleteParams::default())
         .await
         .unwrap();
-    let until = tokio::time::Instant::now() + DEADLINE;
-    while namespaces.get_opt("team").await.unwrap().is_some() {
-        assert!(
-            tokio::time::Instant::now() < until,
-            "the namespace never went away"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the namespace goes away", || async {
+        namespaces.get_opt("team").await.unwrap().is_none()
+    })
+    .await;
     assert!(
         api.list(&ListParams::default())
             .await

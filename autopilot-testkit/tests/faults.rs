@@ -8,21 +8,16 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use serde_json::json;
 
 use autopilot_testkit::ApiServer;
 
-const DEADLINE: Duration = Duration::from_secs(60);
+mod common;
 
-fn config_map(name: &str) -> ConfigMap {
-    serde_json::from_value(json!({ "metadata": { "name": name } })).unwrap()
-}
+use common::{DEADLINE, api_error, config_map, eventually, next};
 
 fn code(error: kube::Error) -> (u16, String) {
-    match error {
-        kube::Error::Api(status) => (status.code, status.reason),
-        other => panic!("{other:?}"),
-    }
+    let status = api_error(error);
+    (status.code, status.reason)
 }
 
 #[tokio::test]
@@ -70,10 +65,7 @@ async fn cut_watches_end_and_watchers_resume_without_losing_events() {
         .unwrap()
         .boxed();
     server.faults().cut_watches();
-    let end = tokio::time::timeout(DEADLINE, stream.try_next())
-        .await
-        .unwrap()
-        .unwrap();
+    let end = next(&mut stream).await;
     assert!(end.is_none(), "the cut stream ends: {end:?}");
 
     let (reader, writer) = reflector::store::<ConfigMap>();
@@ -88,15 +80,10 @@ async fn cut_watches_end_and_watchers_resume_without_losing_events() {
             .unwrap();
         server.faults().cut_watches();
     }
-    let until = tokio::time::Instant::now() + DEADLINE;
-    while reader.state().len() < 6 {
-        assert!(
-            tokio::time::Instant::now() < until,
-            "the reflector saw {} objects",
-            reader.state().len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the reflector saw every object", || async {
+        reader.state().len() == 6
+    })
+    .await;
     task.abort();
 }
 
@@ -140,24 +127,19 @@ async fn a_restarted_server_keeps_its_state_and_port() {
 
     let kept = api.get("kept").await.unwrap();
     assert_eq!(kept.metadata.uid, created.metadata.uid);
-    let next = api
+    let after = api
         .create(&PostParams::default(), &config_map("after"))
         .await
         .unwrap();
     let number = |v: &Option<String>| v.as_deref().unwrap().parse::<u64>().unwrap();
-    assert!(number(&next.metadata.resource_version) > number(&created.metadata.resource_version));
+    assert!(number(&after.metadata.resource_version) > number(&created.metadata.resource_version));
     // A watch resumed from before the restart still replays what happened since.
     let mut resumed = api
         .watch(&WatchParams::default(), &rv)
         .await
         .unwrap()
         .boxed();
-    match tokio::time::timeout(DEADLINE, resumed.try_next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap()
-    {
+    match next(&mut resumed).await.unwrap() {
         WatchEvent::Added(cm) => assert_eq!(cm.metadata.name.as_deref(), Some("after")),
         other => panic!("{other:?}"),
     }

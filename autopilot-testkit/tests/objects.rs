@@ -5,13 +5,16 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::core::Status;
 use kube::{CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use autopilot_testkit::ApiServer;
+
+mod common;
+
+use common::api_error;
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, JsonSchema)]
 #[kube(
@@ -33,13 +36,6 @@ struct WidgetStatus {
 fn config_map(name: &str, value: &str) -> ConfigMap {
     serde_json::from_value(json!({ "metadata": { "name": name }, "data": { "key": value } }))
         .unwrap()
-}
-
-fn api_error(error: kube::Error) -> Status {
-    match error {
-        kube::Error::Api(status) => *status,
-        other => panic!("expected an API error, got {other:?}"),
-    }
 }
 
 #[tokio::test]
@@ -380,7 +376,10 @@ async fn crds_are_established_and_served() {
     kind = "Pool",
     namespaced,
     status = "PoolStatus",
-    scale(spec_replicas_path = ".spec.replicas", status_replicas_path = ".status.replicas")
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas"
+    )
 )]
 struct PoolSpec {
     replicas: i32,
@@ -396,16 +395,36 @@ async fn the_scale_subresource_of_a_crd_reads_and_writes_its_replica_paths() {
     let server = ApiServer::start().await.unwrap();
     server.install::<Pool>().await.unwrap();
     let api: Api<Pool> = Api::default_namespaced(server.client());
-    api.create(&PostParams::default(), &Pool::new("p", PoolSpec { replicas: 1 })).await.unwrap();
-    api.patch_status("p", &PatchParams::default(), &Patch::Merge(json!({ "status": { "replicas": 1 } })))
-        .await
-        .unwrap();
+    api.create(
+        &PostParams::default(),
+        &Pool::new("p", PoolSpec { replicas: 1 }),
+    )
+    .await
+    .unwrap();
+    api.patch_status(
+        "p",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": { "replicas": 1 } })),
+    )
+    .await
+    .unwrap();
     let scale = api.get_scale("p").await.unwrap();
-    assert_eq!((scale.spec.unwrap().replicas, scale.status.unwrap().replicas), (Some(1), 1));
-    api.patch_scale("p", &PatchParams::default(), &Patch::Merge(json!({ "spec": { "replicas": 4 } })))
-        .await
-        .unwrap();
+    assert_eq!(
+        (scale.spec.unwrap().replicas, scale.status.unwrap().replicas),
+        (Some(1), 1)
+    );
+    api.patch_scale(
+        "p",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "replicas": 4 } })),
+    )
+    .await
+    .unwrap();
     let pool = api.get("p").await.unwrap();
     assert_eq!(pool.spec.replicas, 4);
-    assert_eq!(pool.metadata.generation, Some(2), "scaling changes the spec");
+    assert_eq!(
+        pool.metadata.generation,
+        Some(2),
+        "scaling changes the spec"
+    );
 }

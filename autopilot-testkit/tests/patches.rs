@@ -6,7 +6,6 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::core::Status;
 use kube::{CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -14,18 +13,15 @@ use serde_json::json;
 
 use autopilot_testkit::ApiServer;
 
+mod common;
+
+use common::api_error;
+
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, JsonSchema)]
 #[kube(group = "example.com", version = "v1", kind = "Gadget", namespaced)]
 struct GadgetSpec {
     size: i32,
     color: Option<String>,
-}
-
-fn api_error(error: kube::Error) -> Status {
-    match error {
-        kube::Error::Api(status) => *status,
-        other => panic!("expected an API error, got {other:?}"),
-    }
 }
 
 fn deployment() -> Deployment {

@@ -2,16 +2,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
-use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
 
 use autopilot_testkit::ApiServer;
 
-const DEADLINE: Duration = Duration::from_secs(60);
+mod common;
+
+use common::next;
 
 fn config_map(name: &str, tier: &str) -> ConfigMap {
     serde_json::from_value(json!({ "metadata": { "name": name, "labels": { "tier": tier } } }))
@@ -147,12 +148,7 @@ async fn selected_watches_see_objects_enter_and_leave() {
     }
     let mut seen = Vec::new();
     while seen.len() < 3 {
-        match tokio::time::timeout(DEADLINE, stream.try_next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap()
-        {
+        match next(&mut stream).await.unwrap() {
             WatchEvent::Added(_) => seen.push("ADDED"),
             WatchEvent::Modified(_) => seen.push("MODIFIED"),
             WatchEvent::Deleted(_) => seen.push("DELETED"),

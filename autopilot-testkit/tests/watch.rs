@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::runtime::watcher;
@@ -13,7 +13,9 @@ use serde_json::json;
 
 use autopilot_testkit::{ApiServer, ServerOptions};
 
-const DEADLINE: Duration = Duration::from_secs(60);
+mod common;
+
+use common::{DEADLINE, next};
 
 fn config_map(name: &str) -> ConfigMap {
     serde_json::from_value(json!({ "metadata": { "name": name }, "data": { "n": "0" } })).unwrap()
@@ -50,11 +52,7 @@ async fn a_watch_from_a_resource_version_sees_later_changes_in_order() {
         .boxed();
     let mut seen = Vec::new();
     while seen.len() < 3 {
-        let event = tokio::time::timeout(DEADLINE, stream.try_next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let event = next(&mut stream).await.unwrap();
         seen.push(match event {
             WatchEvent::Added(cm) => format!("ADDED {}", cm.metadata.name.unwrap()),
             WatchEvent::Modified(cm) => format!("MODIFIED {}", cm.metadata.name.unwrap()),
@@ -79,11 +77,7 @@ async fn bookmarks_carry_the_latest_resource_version() {
         .await
         .unwrap()
         .boxed();
-    let event = tokio::time::timeout(DEADLINE, stream.try_next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let event = next(&mut stream).await.unwrap();
     match event {
         WatchEvent::Bookmark(bookmark) => {
             assert_eq!(bookmark.metadata.resource_version, rv(&created))
@@ -105,10 +99,7 @@ async fn a_watch_ends_after_its_timeout() {
         .await
         .unwrap()
         .boxed();
-    let end = tokio::time::timeout(DEADLINE, stream.try_next())
-        .await
-        .unwrap()
-        .unwrap();
+    let end = next(&mut stream).await;
     assert!(end.is_none(), "the stream ends without events: {end:?}");
 }
 
@@ -129,12 +120,7 @@ async fn a_watch_from_a_compacted_resource_version_gets_410_expired() {
         .await
         .unwrap()
         .boxed();
-    match tokio::time::timeout(DEADLINE, stream.try_next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap()
-    {
+    match next(&mut stream).await.unwrap() {
         WatchEvent::Error(status) => {
             assert_eq!((status.code, status.reason.as_str()), (410, "Expired"));
         }
@@ -198,21 +184,24 @@ async fn kube_runtime_watcher_relists_after_410_and_carries_on() {
 async fn streaming_lists_send_initial_events_then_a_marked_bookmark() {
     let server = ApiServer::start().await.unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
-    api.create(&PostParams::default(), &config_map("a")).await.unwrap();
+    api.create(&PostParams::default(), &config_map("a"))
+        .await
+        .unwrap();
     let mut events = watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
     let mut initial = Vec::new();
-    let until = tokio::time::Instant::now() + DEADLINE;
     loop {
-        match tokio::time::timeout_at(until, events.next()).await.unwrap().unwrap().unwrap() {
+        match next(&mut events).await.unwrap() {
             watcher::Event::InitApply(cm) => initial.push(cm.metadata.name.unwrap()),
             watcher::Event::InitDone => break,
             _ => {}
         }
     }
     assert_eq!(initial, vec!["a"]);
-    api.create(&PostParams::default(), &config_map("b")).await.unwrap();
+    api.create(&PostParams::default(), &config_map("b"))
+        .await
+        .unwrap();
     loop {
-        if let watcher::Event::Apply(cm) = tokio::time::timeout_at(until, events.next()).await.unwrap().unwrap().unwrap() {
+        if let watcher::Event::Apply(cm) = next(&mut events).await.unwrap() {
             assert_eq!(cm.metadata.name.as_deref(), Some("b"));
             break;
         }

@@ -107,11 +107,12 @@ pub fn check_namespace_lifecycle(
     if !resource.namespaced {
         return Ok(());
     }
-    let Some(namespaces) = cluster.builtin("", "namespaces") else {
-        return Ok(());
-    };
-    match view.get(&namespaces.storage, &(String::new(), key.0.clone())) {
-        None => Err(ApiError::not_found(&*namespaces, &key.0)),
+    let storage = ResourceType::storage_key("", "namespaces");
+    match view.get(&storage, &(String::new(), key.0.clone())) {
+        None => Err(match cluster.builtin("", "namespaces") {
+            Some(namespaces) => ApiError::not_found(&*namespaces, &key.0),
+            None => ApiError::unknown_resource(),
+        }),
         Some(ns) if meta::is_deleting(&ns.object) => Err(ApiError::forbidden(
             resource,
             &key.1,

@@ -1,0 +1,57 @@
+//! Helpers shared by the cluster-level tests.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::core::Status;
+
+/// Bounds every wait so a broken feature fails instead of hanging; never a timing assertion.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A ConfigMap named `name` with no data.
+pub fn config_map(name: &str) -> ConfigMap {
+    serde_json::from_value(serde_json::json!({ "metadata": { "name": name } }))
+        .expect("a valid ConfigMap")
+}
+
+/// The `Status` of a failed request.
+pub fn api_error(error: kube::Error) -> Status {
+    match error {
+        kube::Error::Api(status) => *status,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// The next item of a stream of results, failing the test on errors or after [`DEADLINE`]; `None` when the
+/// stream ended.
+pub async fn next<S, T, E>(stream: &mut S) -> Option<T>
+where
+    S: Stream<Item = Result<T, E>> + Unpin,
+    E: Debug,
+{
+    let item = tokio::time::timeout(DEADLINE, stream.next())
+        .await
+        .expect("the stream stalled");
+    item.map(|result| result.expect("the stream failed"))
+}
+
+/// Polls `condition` until it holds, failing the test after [`DEADLINE`].
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let until = tokio::time::Instant::now() + DEADLINE;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
