@@ -193,6 +193,7 @@ pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
                     .filter_map(|f| f.get("jsonPath").and_then(Value::as_str))
                     .map(|path| path.trim_start_matches('.').to_string())
                     .collect(),
+                conversion: crate::conversion::Conversion::Identity,
                 custom: true,
                 crd_name: Some(text(crd, "/metadata/name").to_string()),
                 storage: storage.clone(),

@@ -26,6 +26,7 @@
 pub mod apply;
 mod cluster;
 mod controllers;
+mod conversion;
 mod crd;
 mod defaults;
 mod deployment_status;

@@ -66,6 +66,8 @@ pub struct ResourceType {
     pub printer_columns: Vec<Value>,
     /// Extra field selector paths (CRD `selectableFields`).
     pub selectable_fields: Vec<String>,
+    /// How objects differ from their stored form.
+    pub conversion: crate::conversion::Conversion,
     /// Whether the kind comes from a CRD.
     pub custom: bool,
     /// Name of the CRD that defines the kind.
@@ -124,6 +126,7 @@ impl ResourceType {
             schema: None,
             printer_columns: Vec::new(),
             selectable_fields: Vec::new(),
+            conversion: crate::conversion::Conversion::Identity,
             custom: false,
             crd_name: None,
             storage: Self::storage_key(group, plural),
@@ -151,6 +154,12 @@ impl ResourceType {
             status_replicas: ".status.replicas".to_string(),
             label_selector: Some(".status.selector".to_string()),
         });
+        self
+    }
+
+    fn stored_as_core_events(mut self) -> Self {
+        self.conversion = crate::conversion::Conversion::EventsV1;
+        self.storage = Self::storage_key("", &self.plural);
         self
     }
 
@@ -219,7 +228,9 @@ pub fn builtins() -> Vec<ResourceType> {
             .generation(Spec)
             .returning_object(),
         ResourceType::builtin("coordination.k8s.io", "v1", "Lease", "leases", true),
-        ResourceType::builtin("events.k8s.io", "v1", "Event", "events", true).short(&["ev"]),
+        ResourceType::builtin("events.k8s.io", "v1", "Event", "events", true)
+            .short(&["ev"])
+            .stored_as_core_events(),
         crd,
     ]
 }

@@ -5,7 +5,7 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{CustomResource, CustomResourceExt};
+use kube::{CustomResource, CustomResourceExt, Resource};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -427,4 +427,45 @@ async fn the_scale_subresource_of_a_crd_reads_and_writes_its_replica_paths() {
         Some(2),
         "scaling changes the spec"
     );
+}
+
+#[tokio::test]
+async fn events_recorded_through_events_k8s_io_are_core_events_too() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+    let server = ApiServer::start().await.unwrap();
+    let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let cm = api
+        .create(&PostParams::default(), &config_map("subject", "1"))
+        .await
+        .unwrap();
+    let reporter = Reporter {
+        controller: "tester".into(),
+        instance: None,
+    };
+    let recorder = Recorder::new(server.client(), reporter);
+    let event = Event {
+        type_: EventType::Normal,
+        reason: "Checked".into(),
+        note: Some("all good".into()),
+        action: "Check".into(),
+        secondary: None,
+    };
+    recorder.publish(&event, &cm.object_ref(&())).await.unwrap();
+    recorder.publish(&event, &cm.object_ref(&())).await.unwrap();
+
+    let core: Api<CoreEvent> = Api::default_namespaced(server.client());
+    let events = core.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(
+        events.len(),
+        1,
+        "the repeat became a series of the same Event"
+    );
+    let seen = &events[0];
+    assert_eq!(seen.message.as_deref(), Some("all good"));
+    assert_eq!(seen.involved_object.name.as_deref(), Some("subject"));
+    assert_eq!(seen.reporting_component.as_deref(), Some("tester"));
+    let fields = ListParams::default().fields("involvedObject.name=subject");
+    assert_eq!(core.list(&fields).await.unwrap().items.len(), 1);
 }

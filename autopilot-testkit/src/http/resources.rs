@@ -14,6 +14,7 @@ use super::path::ResourcePath;
 use super::scale::{scale_of, write_scale};
 use super::{AppState, Query, json_bytes, watch};
 use crate::cluster::key;
+use crate::conversion::to_view;
 use crate::filter::Filter;
 use crate::meta::Part;
 use crate::registry::ResourceType;
@@ -324,7 +325,7 @@ fn represented(
     representation: Representation,
     stored: &Stored,
 ) -> Response {
-    let object = &*stored.object;
+    let object = &*to_view(resource, &stored.object);
     let body = match representation {
         Representation::Table(include) => {
             let rv = crate::meta::meta_str(object, "resourceVersion");
@@ -347,17 +348,12 @@ fn represented(
 /// The object's JSON as served at the request's version (custom resources are not converted beyond
 /// their `apiVersion`).
 pub fn encoded(resource: &ResourceType, stored: &Stored) -> Bytes {
-    let api_version = stored
-        .object
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if api_version == resource.api_version() || !resource.custom {
-        return stored.json.clone();
+    match crate::conversion::to_view(resource, &stored.object) {
+        std::borrow::Cow::Borrowed(_) => stored.json.clone(),
+        std::borrow::Cow::Owned(object) => {
+            Bytes::from(serde_json::to_vec(&object).unwrap_or_default())
+        }
     }
-    let mut object = (*stored.object).clone();
-    object["apiVersion"] = json!(resource.api_version());
-    Bytes::from(serde_json::to_vec(&object).unwrap_or_default())
 }
 
 fn delete_params(query: &Query, body: &Bytes) -> Result<DeleteParams, ApiError> {
@@ -442,7 +438,7 @@ fn list(
         namespace,
         token.as_ref().map(|t| &t.start),
         limit,
-        |object| filter.matches(object),
+        |object| filter.matches(&to_view(resource, object)),
     );
     let rv = token.as_ref().map_or(page.rv, |t| t.rv);
     let next = page.next.map(|start| {
@@ -455,7 +451,12 @@ fn list(
             list_meta["continue"] = json!(next);
             list_meta["remainingItemCount"] = json!(page.remaining);
         }
-        let objects: Vec<&Value> = page.items.iter().map(|s| &*s.object).collect();
+        let views: Vec<_> = page
+            .items
+            .iter()
+            .map(|s| to_view(resource, &s.object))
+            .collect();
+        let objects: Vec<&Value> = views.iter().map(|v| &**v).collect();
         let body = match representation {
             Representation::Table(include) => {
                 negotiate::table(resource, &objects, include, list_meta)

@@ -15,6 +15,7 @@ use tokio::time::{Instant, Interval};
 use super::negotiate::{self, Representation};
 use super::resources::encoded;
 use super::{AppState, Query};
+use crate::conversion::to_view;
 use crate::filter::Filter;
 use crate::registry::ResourceType;
 use crate::status::ApiError;
@@ -77,11 +78,13 @@ impl Stream {
         let kind = if self.filter.is_everything() {
             change.event
         } else {
-            let now = self.filter.matches(&change.stored.object);
+            let now = self
+                .filter
+                .matches(&to_view(&self.resource, &change.stored.object));
             let before = change
                 .previous
                 .as_ref()
-                .is_some_and(|p| self.filter.matches(p));
+                .is_some_and(|p| self.filter.matches(&to_view(&self.resource, p)));
             match (change.event, before, now) {
                 (EventType::Modified, true, true) => EventType::Modified,
                 (EventType::Modified, false, true) | (EventType::Added, _, true) => {
@@ -123,7 +126,7 @@ impl Stream {
 
     /// An object as the client asked to see it.
     fn render(&self, stored: &Stored) -> Bytes {
-        let object = &*stored.object;
+        let object = &*to_view(&self.resource, &stored.object);
         let value = match self.representation {
             Representation::Object => return encoded(&self.resource, stored),
             Representation::Table(include) => {
@@ -144,7 +147,9 @@ impl Stream {
         self.namespace
             .as_deref()
             .is_none_or(|ns| crate::meta::meta_str(&stored.object, "namespace") == ns)
-            && self.filter.matches(&stored.object)
+            && self
+                .filter
+                .matches(&to_view(&self.resource, &stored.object))
     }
 
     async fn next(&mut self) -> Option<Bytes> {

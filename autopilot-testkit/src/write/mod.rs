@@ -7,11 +7,11 @@ mod rules;
 use serde_json::{Value, json};
 
 use crate::cluster::{Cluster, key};
-use crate::crd;
 use crate::meta::{self, Part};
 use crate::registry::ResourceType;
 use crate::status::{ApiError, field};
 use crate::store::{Decision, EventType, Key, Stored, View};
+use crate::{conversion, crd};
 
 pub use patch::{Patch, PatchKind, apply_json_patch};
 pub use rules::check_kind;
@@ -165,6 +165,7 @@ impl Cluster {
             }
         }
         let key = key(resource, namespace, meta::meta_str(&object, "name"));
+        let object = conversion::to_storage(resource, object);
         let context = Context {
             resource,
             manager: &params.field_manager,
@@ -243,7 +244,8 @@ impl Cluster {
         };
         self.commit(resource, &key, params, |_, current| {
             let current = current.ok_or_else(|| ApiError::not_found(resource, name))?;
-            let new = change(&current.object)?;
+            let view = conversion::to_view(resource, &current.object);
+            let new = conversion::to_storage(resource, change(&view)?);
             context.update(&current.object, new, part, true)
         })
     }

@@ -6,6 +6,7 @@ use super::rules::{check_kind, check_name, check_namespace, json_type};
 use super::{Context, WriteParams};
 use crate::apply::{self, ApplyError, ApplyRequest};
 use crate::cluster::{Cluster, key};
+use crate::conversion;
 use crate::meta::{self, Part};
 use crate::registry::ResourceType;
 use crate::status::{ApiError, Named, field};
@@ -219,21 +220,23 @@ impl Cluster {
                 None => {
                     let object = apply::apply_with_schema(base, schema)
                         .map_err(|e| apply_error(resource, name, e))?;
+                    let object = conversion::to_storage(resource, object);
                     context
                         .create(self, view, &key, object, false)
                         .map(Decision::Put)
                 }
                 Some(current) => {
                     let old = &*current.object;
+                    let live = conversion::to_view(resource, old);
                     let new = apply::apply_with_schema(
                         ApplyRequest {
-                            live: Some(old),
+                            live: Some(&live),
                             ..base
                         },
                         schema,
                     )
                     .map_err(|e| apply_error(resource, name, e))?;
-                    context.update(old, new, part, false)
+                    context.update(old, conversion::to_storage(resource, new), part, false)
                 }
             }
         })
