@@ -198,15 +198,20 @@ fn generation_changed(resource: &ResourceType, old: &Value, new: &Value) -> bool
 
 /// Whether an update changes nothing (apart from the resourceVersion the client sent).
 pub fn is_noop(old: &Value, new: &Value) -> bool {
-    let strip = |object: &Value| {
-        let mut object = object.clone();
-        if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.remove("resourceVersion");
-            meta.remove("managedFields");
-        }
-        object
-    };
-    strip(old) == strip(new)
+    const IGNORED: [&str; 2] = ["resourceVersion", "managedFields"];
+    fn same_except<'a>(a: &'a Map<String, Value>, b: &'a Map<String, Value>, ignored: &[&str], inner: Option<&str>) -> bool {
+        let keys = |m: &'a Map<String, Value>| m.iter().filter(|(k, _)| !ignored.contains(&k.as_str()));
+        keys(a).count() == keys(b).count()
+            && keys(a).all(|(k, v)| match (inner, v, b.get(k)) {
+                (Some(nested), Value::Object(x), Some(Value::Object(y))) if k == nested => same_except(x, y, &IGNORED, None),
+                (_, x, Some(y)) => x == y,
+                (_, _, None) => false,
+            })
+    }
+    match (old.as_object(), new.as_object()) {
+        (Some(a), Some(b)) => same_except(a, b, &[], Some("metadata")),
+        _ => old == new,
+    }
 }
 
 /// Marks an object as being deleted: deletionTimestamp, a zero grace period, and a generation bump.
@@ -232,6 +237,17 @@ mod tests {
             .into_iter()
             .find(|r| r.kind == "Deployment")
             .unwrap()
+    }
+
+    #[test]
+    fn noop_ignores_only_resource_version_and_managed_fields() {
+        let old = json!({ "metadata": { "name": "a", "resourceVersion": "1", "managedFields": [1] }, "data": { "k": "v" } });
+        let same = json!({ "metadata": { "name": "a", "resourceVersion": "7" }, "data": { "k": "v" } });
+        assert!(is_noop(&old, &same));
+        let relabelled = json!({ "metadata": { "name": "a", "labels": { "x": "y" } }, "data": { "k": "v" } });
+        assert!(!is_noop(&old, &relabelled));
+        let changed = json!({ "metadata": { "name": "a" }, "data": { "k": "w" } });
+        assert!(!is_noop(&old, &changed));
     }
 
     #[test]

@@ -10,6 +10,10 @@ use crate::store::{Change, EventType};
 use crate::write::{DeleteParams, WriteParams};
 
 pub(super) fn on_change(cluster: &Cluster, change: &Change) {
+    let namespace_change = &*change.storage == "/namespaces";
+    if !namespace_change && (change.event != EventType::Deleted || change.key.0.is_empty()) {
+        return;
+    }
     let Some(namespaces) = cluster.builtin("", "namespaces") else {
         return;
     };
