@@ -199,11 +199,19 @@ fn generation_changed(resource: &ResourceType, old: &Value, new: &Value) -> bool
 /// Whether an update changes nothing (apart from the resourceVersion the client sent).
 pub fn is_noop(old: &Value, new: &Value) -> bool {
     const IGNORED: [&str; 2] = ["resourceVersion", "managedFields"];
-    fn same_except<'a>(a: &'a Map<String, Value>, b: &'a Map<String, Value>, ignored: &[&str], inner: Option<&str>) -> bool {
-        let keys = |m: &'a Map<String, Value>| m.iter().filter(|(k, _)| !ignored.contains(&k.as_str()));
+    fn same_except<'a>(
+        a: &'a Map<String, Value>,
+        b: &'a Map<String, Value>,
+        ignored: &[&str],
+        inner: Option<&str>,
+    ) -> bool {
+        let keys =
+            |m: &'a Map<String, Value>| m.iter().filter(|(k, _)| !ignored.contains(&k.as_str()));
         keys(a).count() == keys(b).count()
             && keys(a).all(|(k, v)| match (inner, v, b.get(k)) {
-                (Some(nested), Value::Object(x), Some(Value::Object(y))) if k == nested => same_except(x, y, &IGNORED, None),
+                (Some(nested), Value::Object(x), Some(Value::Object(y))) if k == nested => {
+                    same_except(x, y, &IGNORED, None)
+                }
                 (_, x, Some(y)) => x == y,
                 (_, _, None) => false,
             })
@@ -242,9 +250,11 @@ mod tests {
     #[test]
     fn noop_ignores_only_resource_version_and_managed_fields() {
         let old = json!({ "metadata": { "name": "a", "resourceVersion": "1", "managedFields": [1] }, "data": { "k": "v" } });
-        let same = json!({ "metadata": { "name": "a", "resourceVersion": "7" }, "data": { "k": "v" } });
+        let same =
+            json!({ "metadata": { "name": "a", "resourceVersion": "7" }, "data": { "k": "v" } });
         assert!(is_noop(&old, &same));
-        let relabelled = json!({ "metadata": { "name": "a", "labels": { "x": "y" } }, "data": { "k": "v" } });
+        let relabelled =
+            json!({ "metadata": { "name": "a", "labels": { "x": "y" } }, "data": { "k": "v" } });
         assert!(!is_noop(&old, &relabelled));
         let changed = json!({ "metadata": { "name": "a" }, "data": { "k": "w" } });
         assert!(!is_noop(&old, &changed));

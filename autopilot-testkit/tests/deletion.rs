@@ -12,7 +12,7 @@ use autopilot_testkit::ApiServer;
 
 mod common;
 
-use common::{config_map, eventually};
+use common::{config_map, created, eventually};
 
 fn owned_by(name: &str, owner: &ConfigMap, block: bool) -> ConfigMap {
     let mut dependent = config_map(name);
@@ -33,14 +33,8 @@ async fn eventually_gone(api: &Api<ConfigMap>, name: &str) {
 async fn deleting_an_owner_garbage_collects_its_dependents() {
     let server = ApiServer::start().await.unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
-    let owner = api
-        .create(&PostParams::default(), &config_map("owner"))
-        .await
-        .unwrap();
-    let other = api
-        .create(&PostParams::default(), &config_map("other-owner"))
-        .await
-        .unwrap();
+    let owner = created(&api, "owner").await;
+    let other = created(&api, "other-owner").await;
     api.create(&PostParams::default(), &owned_by("child", &owner, false))
         .await
         .unwrap();
@@ -77,10 +71,7 @@ async fn deleting_an_owner_garbage_collects_its_dependents() {
 async fn foreground_deletion_removes_dependents_before_the_owner() {
     let server = ApiServer::start().await.unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
-    let owner = api
-        .create(&PostParams::default(), &config_map("owner"))
-        .await
-        .unwrap();
+    let owner = created(&api, "owner").await;
     let mut child = owned_by("child", &owner, true);
     child.metadata.finalizers = Some(vec!["example.com/hold".into()]);
     api.create(&PostParams::default(), &child).await.unwrap();
@@ -122,10 +113,7 @@ async fn foreground_deletion_removes_dependents_before_the_owner() {
 async fn orphan_deletion_keeps_dependents_without_the_reference() {
     let server = ApiServer::start().await.unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
-    let owner = api
-        .create(&PostParams::default(), &config_map("owner"))
-        .await
-        .unwrap();
+    let owner = created(&api, "owner").await;
     api.create(&PostParams::default(), &owned_by("child", &owner, false))
         .await
         .unwrap();
@@ -173,9 +161,7 @@ async fn a_deleted_namespace_takes_its_content_along() {
         .await
         .unwrap();
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "team");
-    api.create(&PostParams::default(), &config_map("a"))
-        .await
-        .unwrap();
+    created(&api, "a").await;
     namespaces
         .delete("team", &DeleteParams::default())
         .await

@@ -13,7 +13,7 @@ use autopilot_testkit::ApiServer;
 
 mod common;
 
-use common::{DEADLINE, api_error, config_map, eventually, next};
+use common::{DEADLINE, api_error, config_map, created, eventually, next};
 
 fn code(error: kube::Error) -> (u16, String) {
     let status = api_error(error);
@@ -43,19 +43,14 @@ async fn the_next_requests_fail_with_the_injected_codes() {
     server.faults().fail_next(1, 429);
     assert!(api.get_opt("kubernetes").await.unwrap().is_none());
     assert_eq!(server.faults().pending_failures(), 0);
-    api.create(&PostParams::default(), &config_map("a"))
-        .await
-        .unwrap();
+    created(&api, "a").await;
 }
 
 #[tokio::test]
 async fn cut_watches_end_and_watchers_resume_without_losing_events() {
     let server = ApiServer::start().await.unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
-    let first = api
-        .create(&PostParams::default(), &config_map("a"))
-        .await
-        .unwrap();
+    let first = created(&api, "a").await;
     let mut stream = api
         .watch(
             &WatchParams::default(),
@@ -75,9 +70,7 @@ async fn cut_watches_end_and_watchers_resume_without_losing_events() {
     let task = tokio::spawn(reflect.for_each(|_| async {}));
     reader.wait_until_ready().await.unwrap();
     for round in 0..5 {
-        api.create(&PostParams::default(), &config_map(&format!("r{round}")))
-            .await
-            .unwrap();
+        created(&api, &format!("r{round}")).await;
         server.faults().cut_watches();
     }
     eventually("the reflector saw every object", || async {
@@ -92,9 +85,7 @@ async fn latency_delays_requests_but_they_succeed() {
     let server = ApiServer::start().await.unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
     server.faults().set_latency(Duration::from_millis(20));
-    api.create(&PostParams::default(), &config_map("slow"))
-        .await
-        .unwrap();
+    created(&api, "slow").await;
     server.faults().clear();
     assert!(api.get_opt("slow").await.unwrap().is_some());
 }
@@ -104,11 +95,8 @@ async fn a_restarted_server_keeps_its_state_and_port() {
     let mut server = ApiServer::start().await.unwrap();
     let url = server.url().to_string();
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
-    let created = api
-        .create(&PostParams::default(), &config_map("kept"))
-        .await
-        .unwrap();
-    let rv = created.metadata.resource_version.clone().unwrap();
+    let kept_before = created(&api, "kept").await;
+    let rv = kept_before.metadata.resource_version.clone().unwrap();
     let mut stream = api
         .watch(&WatchParams::default(), &rv)
         .await
@@ -126,13 +114,12 @@ async fn a_restarted_server_keeps_its_state_and_port() {
     );
 
     let kept = api.get("kept").await.unwrap();
-    assert_eq!(kept.metadata.uid, created.metadata.uid);
-    let after = api
-        .create(&PostParams::default(), &config_map("after"))
-        .await
-        .unwrap();
+    assert_eq!(kept.metadata.uid, kept_before.metadata.uid);
+    let after = created(&api, "after").await;
     let number = |v: &Option<String>| v.as_deref().unwrap().parse::<u64>().unwrap();
-    assert!(number(&after.metadata.resource_version) > number(&created.metadata.resource_version));
+    assert!(
+        number(&after.metadata.resource_version) > number(&kept_before.metadata.resource_version)
+    );
     // A watch resumed from before the restart still replays what happened since.
     let mut resumed = api
         .watch(&WatchParams::default(), &rv)

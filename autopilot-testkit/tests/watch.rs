@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, WatchEvent, WatchParams};
 use kube::runtime::watcher;
 use serde_json::json;
 
@@ -15,11 +15,7 @@ use autopilot_testkit::{ApiServer, ServerOptions};
 
 mod common;
 
-use common::{DEADLINE, next};
-
-fn config_map(name: &str) -> ConfigMap {
-    serde_json::from_value(json!({ "metadata": { "name": name }, "data": { "n": "0" } })).unwrap()
-}
+use common::{DEADLINE, created, next};
 
 fn rv(cm: &ConfigMap) -> String {
     cm.metadata.resource_version.clone().unwrap()
@@ -29,10 +25,7 @@ fn rv(cm: &ConfigMap) -> String {
 async fn a_watch_from_a_resource_version_sees_later_changes_in_order() {
     let server = ApiServer::start().await.unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
-    let first = api
-        .create(&PostParams::default(), &config_map("a"))
-        .await
-        .unwrap();
+    let first = created(&api, "a").await;
     api.patch(
         "a",
         &PatchParams::default(),
@@ -40,9 +33,7 @@ async fn a_watch_from_a_resource_version_sees_later_changes_in_order() {
     )
     .await
     .unwrap();
-    api.create(&PostParams::default(), &config_map("b"))
-        .await
-        .unwrap();
+    created(&api, "b").await;
     api.delete("a", &DeleteParams::default()).await.unwrap();
 
     let mut stream = api
@@ -68,19 +59,16 @@ async fn bookmarks_carry_the_latest_resource_version() {
     let options = ServerOptions::default().bookmark_interval(Duration::from_millis(50));
     let server = ApiServer::start_with(options).await.unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
-    let created = api
-        .create(&PostParams::default(), &config_map("a"))
-        .await
-        .unwrap();
+    let first = created(&api, "a").await;
     let mut stream = api
-        .watch(&WatchParams::default().timeout(30), &rv(&created))
+        .watch(&WatchParams::default().timeout(30), &rv(&first))
         .await
         .unwrap()
         .boxed();
     let event = next(&mut stream).await.unwrap();
     match event {
         WatchEvent::Bookmark(bookmark) => {
-            assert_eq!(bookmark.metadata.resource_version, rv(&created))
+            assert_eq!(bookmark.metadata.resource_version, rv(&first))
         }
         other => panic!("expected a bookmark, got {other:?}"),
     }
@@ -90,12 +78,9 @@ async fn bookmarks_carry_the_latest_resource_version() {
 async fn a_watch_ends_after_its_timeout() {
     let server = ApiServer::start().await.unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
-    let created = api
-        .create(&PostParams::default(), &config_map("a"))
-        .await
-        .unwrap();
+    let first = created(&api, "a").await;
     let mut stream = api
-        .watch(&WatchParams::default().timeout(1), &rv(&created))
+        .watch(&WatchParams::default().timeout(1), &rv(&first))
         .await
         .unwrap()
         .boxed();
@@ -107,16 +92,11 @@ async fn a_watch_ends_after_its_timeout() {
 async fn a_watch_from_a_compacted_resource_version_gets_410_expired() {
     let server = ApiServer::start().await.unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
-    let created = api
-        .create(&PostParams::default(), &config_map("a"))
-        .await
-        .unwrap();
-    api.create(&PostParams::default(), &config_map("b"))
-        .await
-        .unwrap();
+    let first = created(&api, "a").await;
+    created(&api, "b").await;
     server.faults().compact();
     let mut stream = api
-        .watch(&WatchParams::default(), &rv(&created))
+        .watch(&WatchParams::default(), &rv(&first))
         .await
         .unwrap()
         .boxed();
@@ -132,9 +112,7 @@ async fn a_watch_from_a_compacted_resource_version_gets_410_expired() {
 async fn kube_runtime_watcher_relists_after_410_and_carries_on() {
     let server = ApiServer::start().await.unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
-    api.create(&PostParams::default(), &config_map("before"))
-        .await
-        .unwrap();
+    created(&api, "before").await;
     let mut events = watcher(api.clone(), watcher::Config::default()).boxed();
     let mut relisted = 0;
     let mut saw_after = false;
@@ -153,15 +131,11 @@ async fn kube_runtime_watcher_relists_after_410_and_carries_on() {
                     // The watcher now watches from the list's resourceVersion: make that history vanish
                     // while it is disconnected, so its resumed watch gets 410 Expired.
                     cut = true;
-                    api.create(&PostParams::default(), &config_map("during"))
-                        .await
-                        .unwrap();
+                    created(&api, "during").await;
                     server.faults().compact();
                     server.faults().cut_watches();
                 } else {
-                    api.create(&PostParams::default(), &config_map("after"))
-                        .await
-                        .unwrap();
+                    created(&api, "after").await;
                 }
             }
             Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) => {
@@ -184,9 +158,7 @@ async fn kube_runtime_watcher_relists_after_410_and_carries_on() {
 async fn streaming_lists_send_initial_events_then_a_marked_bookmark() {
     let server = ApiServer::start().await.unwrap();
     let api: Api<ConfigMap> = Api::default_namespaced(server.client());
-    api.create(&PostParams::default(), &config_map("a"))
-        .await
-        .unwrap();
+    created(&api, "a").await;
     let mut events = watcher(api.clone(), watcher::Config::default().streaming_lists()).boxed();
     let mut initial = Vec::new();
     loop {
@@ -197,9 +169,7 @@ async fn streaming_lists_send_initial_events_then_a_marked_bookmark() {
         }
     }
     assert_eq!(initial, vec!["a"]);
-    api.create(&PostParams::default(), &config_map("b"))
-        .await
-        .unwrap();
+    created(&api, "b").await;
     loop {
         if let watcher::Event::Apply(cm) = next(&mut events).await.unwrap() {
             assert_eq!(cm.metadata.name.as_deref(), Some("b"));

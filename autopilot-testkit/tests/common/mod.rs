@@ -19,6 +19,13 @@ pub fn config_map(name: &str) -> ConfigMap {
         .expect("a valid ConfigMap")
 }
 
+/// Creates a ConfigMap named `name` with no data.
+pub async fn created(api: &kube::Api<ConfigMap>, name: &str) -> ConfigMap {
+    api.create(&kube::api::PostParams::default(), &config_map(name))
+        .await
+        .expect("create succeeds")
+}
+
 /// The `Status` of a failed request.
 pub fn api_error(error: kube::Error) -> Status {
     match error {
