@@ -7,6 +7,7 @@
 //!
 //! ```sh
 //! cargo run --example canary                                   # the demo
+//! cargo run --example canary -- --print-crd | kubectl apply -f - # install the Canary CRD
 //! cargo run --example canary -- --kubeconfig ~/.kube/config --mesh-provider istio \
 //!     --prometheus-url http://localhost:9090                    # a real cluster
 //! ```
@@ -22,6 +23,14 @@ use autopilot_metrics::{ClientOptions, PrometheusClient};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|arg| arg == "--print-crd") {
+        use kube::CustomResourceExt;
+        print!(
+            "{}",
+            serde_saphyr::to_string(&autopilot_examples::canary::spec::Canary::crd())?
+        );
+        return Ok(());
+    }
     let kubeconfig = match args.iter().position(|arg| arg == "--kubeconfig") {
         Some(at) if at + 1 < args.len() => {
             let path = args.remove(at + 1);

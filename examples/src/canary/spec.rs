@@ -202,3 +202,32 @@ pub struct CanaryFields {
     #[serde(default)]
     pub measurements: std::collections::BTreeMap<String, f64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::CustomResourceExt;
+
+    #[test]
+    fn kubectl_shows_phase_weight_failed_checks_and_age() {
+        let crd = Canary::crd();
+        let columns: Vec<_> = crd.spec.versions[0]
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|column| (column.name.as_str(), column.json_path.as_str()))
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                ("Phase", ".status.phase"),
+                ("Weight", ".status.canaryWeight"),
+                ("FailedChecks", ".status.failedChecks"),
+                ("Age", ".metadata.creationTimestamp"),
+            ]
+        );
+        let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
+        let phases = &schema["openAPIV3Schema"]["properties"]["status"]["properties"]["phase"];
+        assert!(phases.to_string().contains("Progressing"), "{phases}");
+    }
+}
