@@ -75,10 +75,10 @@ pub(crate) struct Reconciler<K: Autopilot> {
 /// Per-object bookkeeping is pruned of deleted objects once per this many reconciles.
 const PRUNE_EVERY: usize = 4096;
 
-/// How a reconcile ended, before it is turned into a kube [`Action`].
 /// How long to wait for the cache to show our own status write before looking again.
 const CACHE_CATCH_UP: Duration = Duration::from_millis(20);
 
+/// How a reconcile ended, before it is turned into a kube [`Action`].
 enum Done {
     Wait,
     After(Duration),
