@@ -191,10 +191,10 @@ impl Inner {
                     .or_default()
                     .insert(entry.clone());
             }
-            if let Some(uid) = uid_of(new) {
-                self.uids
-                    .entry(uid.to_string())
-                    .or_insert_with(|| entry.clone());
+            if let Some(uid) = uid_of(new)
+                && !self.uids.contains_key(uid)
+            {
+                self.uids.insert(uid.to_string(), entry.clone());
             }
         }
     }
