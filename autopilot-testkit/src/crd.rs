@@ -178,6 +178,7 @@ pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
                 scale,
                 generation: GenerationPolicy::Content,
                 unconditional_update: false,
+                create_on_update: false,
                 returns_deleted_object: true,
                 schema: v.pointer("/schema/openAPIV3Schema").cloned(),
                 printer_columns: v

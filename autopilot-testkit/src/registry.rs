@@ -57,6 +57,8 @@ pub struct ResourceType {
     pub generation: GenerationPolicy,
     /// Whether a PUT without `metadata.resourceVersion` is accepted.
     pub unconditional_update: bool,
+    /// Whether a PUT of a missing object creates it (Lease, Service, Event).
+    pub create_on_update: bool,
     /// Whether a delete answers with the deleted object (otherwise a `Status`).
     pub returns_deleted_object: bool,
     /// The OpenAPI v3 schema (custom resources).
@@ -122,6 +124,7 @@ impl ResourceType {
             scale: None,
             generation: GenerationPolicy::None,
             unconditional_update: true,
+            create_on_update: false,
             returns_deleted_object: false,
             schema: None,
             printer_columns: Vec::new(),
@@ -168,6 +171,11 @@ impl ResourceType {
         self
     }
 
+    fn created_by_put(mut self) -> Self {
+        self.create_on_update = true;
+        self
+    }
+
     fn returning_object(mut self) -> Self {
         self.returns_deleted_object = true;
         self
@@ -203,6 +211,7 @@ pub fn builtins() -> Vec<ResourceType> {
             .generation(Spec)
             .returning_object(),
         core("Service", "services", true)
+            .created_by_put()
             .short(&["svc"])
             .in_all()
             .with_status()
@@ -212,7 +221,9 @@ pub fn builtins() -> Vec<ResourceType> {
         core("ServiceAccount", "serviceaccounts", true)
             .short(&["sa"])
             .returning_object(),
-        core("Event", "events", true).short(&["ev"]),
+        core("Event", "events", true)
+            .short(&["ev"])
+            .created_by_put(),
         ResourceType::builtin("apps", "v1", "Deployment", "deployments", true)
             .short(&["deploy"])
             .in_all()
@@ -227,9 +238,11 @@ pub fn builtins() -> Vec<ResourceType> {
             .with_replicas()
             .generation(Spec)
             .returning_object(),
-        ResourceType::builtin("coordination.k8s.io", "v1", "Lease", "leases", true),
+        ResourceType::builtin("coordination.k8s.io", "v1", "Lease", "leases", true)
+            .created_by_put(),
         ResourceType::builtin("events.k8s.io", "v1", "Event", "events", true)
             .short(&["ev"])
+            .created_by_put()
             .stored_as_core_events(),
         crd,
     ]

@@ -469,3 +469,82 @@ async fn events_recorded_through_events_k8s_io_are_core_events_too() {
     let fields = ListParams::default().fields("involvedObject.name=subject");
     assert_eq!(core.list(&fields).await.unwrap().items.len(), 1);
 }
+
+#[tokio::test]
+async fn put_creates_leases_but_not_config_maps() {
+    use k8s_openapi::api::coordination::v1::Lease;
+
+    let server = ApiServer::start().await.unwrap();
+    let leases: Api<Lease> = Api::default_namespaced(server.client());
+    let lease: Lease = serde_json::from_value(
+        json!({ "metadata": { "name": "leader" }, "spec": { "holderIdentity": "a" } }),
+    )
+    .unwrap();
+    let created = leases
+        .replace("leader", &PostParams::default(), &lease)
+        .await
+        .unwrap();
+    assert!(created.metadata.uid.is_some());
+    assert_eq!(
+        leases
+            .get("leader")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .holder_identity
+            .as_deref(),
+        Some("a")
+    );
+
+    let config_maps: Api<ConfigMap> = Api::default_namespaced(server.client());
+    let error = api_error(
+        config_maps
+            .replace("absent", &PostParams::default(), &config_map("absent", "1"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code, 404);
+}
+
+#[tokio::test]
+async fn terminating_namespaces_refuse_new_content() {
+    let server = ApiServer::start().await.unwrap();
+    let namespaces: Api<Namespace> = Api::all(server.client());
+    let namespace: Namespace =
+        serde_json::from_value(json!({ "metadata": { "name": "closing" } })).unwrap();
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(server.client(), "closing");
+    let mut held = config_map("held", "1");
+    held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    api.create(&PostParams::default(), &held).await.unwrap();
+    namespaces
+        .delete("closing", &DeleteParams::default())
+        .await
+        .unwrap();
+    let error = api_error(
+        api.create(&PostParams::default(), &config_map("late", "1"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((error.code, error.reason.as_str()), (403, "Forbidden"));
+    assert!(
+        error.message.contains("because it is being terminated"),
+        "{}",
+        error.message
+    );
+    assert_eq!(
+        namespaces
+            .get("closing")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .phase
+            .as_deref(),
+        Some("Terminating")
+    );
+}

@@ -104,7 +104,12 @@ pub async fn handle(call: Call<'_>) -> Result<Response, ApiError> {
             let body = parse_body(call.headers, &call.body, &resource)?;
             let stored = match endpoint {
                 Endpoint::Main => {
-                    cluster.update(&resource, namespace, name, body, Part::Main, &params)?
+                    let (stored, created) =
+                        cluster.put(&resource, namespace, name, body, &params)?;
+                    if created {
+                        return respond(&resource, endpoint, StatusCode::CREATED, &stored);
+                    }
+                    stored
                 }
                 Endpoint::Status => {
                     cluster.update(&resource, namespace, name, body, Part::Status, &params)?

@@ -226,6 +226,32 @@ impl Cluster {
         self.replace(resource, namespace, name, part, params, |_| Ok(object))
     }
 
+    /// A PUT: replaces the object, or creates it when it is missing and the kind allows that. Returns
+    /// whether it was created.
+    pub fn put(
+        &self,
+        resource: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        object: Value,
+        params: &WriteParams,
+    ) -> Result<(Stored, bool), ApiError> {
+        let missing = self
+            .store
+            .get(&resource.storage, &key(resource, namespace, name))
+            .is_none();
+        if missing && resource.create_on_update {
+            let mut object = object;
+            check_name(&object, name)?;
+            meta::metadata_mut(&mut object).remove("resourceVersion");
+            return self
+                .create(resource, namespace, object, params)
+                .map(|stored| (stored, true));
+        }
+        self.update(resource, namespace, name, object, Part::Main, params)
+            .map(|stored| (stored, false))
+    }
+
     /// The shared update path: `change` turns the current object into the requested one.
     fn replace(
         &self,
