@@ -58,19 +58,22 @@ impl Drop for Server {
 }
 
 fn start_server(kubeconfig: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_autopilot-apiserver"))
-        .args(["--port", "0", "--kubeconfig"])
-        .arg(kubeconfig)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The binary prints its URL once it serves (after writing the kubeconfig).
+    let mut server = Server(
+        Command::new(env!("CARGO_BIN_EXE_autopilot-apiserver"))
+            .args(["--port", "0", "--kubeconfig"])
+            .arg(kubeconfig)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // The binary prints its URL once it serves (after writing the kubeconfig); a failed check here still
+    // stops it, as `server` is dropped.
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
+    BufReader::new(server.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     assert!(line.contains("http://127.0.0.1:"), "{line}");
-    Server(child)
+    server
 }
 
 struct Kubectl {
