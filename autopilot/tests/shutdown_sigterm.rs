@@ -200,10 +200,19 @@ async fn sigterm_mid_phase_lets_the_handler_finish_releases_the_lease_and_exits_
     // Mid-phase, the operator process reports itself over HTTP.
     let probes = operator.probe_url().await;
     assert_eq!(get(&format!("{probes}/healthz")).await.0, 200);
-    assert_eq!(
-        get(&format!("{probes}/readyz")).await,
-        (200, "ok".to_owned())
-    );
+    // Readiness follows the cache sync, which the process notices within a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = get(&format!("{probes}/readyz")).await;
+        if ready == (200, "ok".to_owned()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never ready: {ready:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (_, text) = get(&format!("{probes}/metrics")).await;
     assert_sample(
         &text,

@@ -315,5 +315,11 @@ async fn an_invalid_spec_becomes_a_status_message_and_an_event() {
         message.contains("invalid spec") && message.contains("stepWeight"),
         "{message}"
     );
+    // It stays failed: nothing was created, and no analysis starts.
+    tokio::time::sleep(INTERVAL * 2).await;
+    let canary = env.canaries().get(APP).await.unwrap();
+    assert_eq!(phase(&canary), "Failed");
+    let primary = format!("{APP}-primary");
+    assert!(env.deployments().get_opt(&primary).await.unwrap().is_none());
     env.stop().await.unwrap();
 }

@@ -179,6 +179,11 @@ async fn initialized(_: Arc<Canary>, _: Context<Canary>) -> Next {
 
 /// Waiting, Succeeded and Failed: nothing to do until the target gets a new revision.
 async fn await_revision(canary: Arc<Canary>, ctx: Context<Canary>) -> Next {
+    if ctx.status_fields().last_applied_spec.is_none() {
+        // Failed before initialising (an invalid spec): only a spec change, which restarts at
+        // Initializing, can help.
+        return Ok(Transition::wait_for_change());
+    }
     let target = workloads::target(&ctx, &canary).await?;
     let revision = workloads::revision(&target);
     if ctx.status_fields().canary_revision.as_deref() == Some(revision.as_str()) {
