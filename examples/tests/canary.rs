@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
-use autopilot_examples::canary::demo::{APP, Environment, demo_canary};
+use autopilot_examples::canary::demo::{APP, DemoOptions, Environment, demo_canary};
 use autopilot_examples::canary::spec::{Canary, CanaryPhase};
 use autopilot_examples::traffic::Health;
 use autopilot_mesh::MeshProvider;
@@ -98,8 +98,49 @@ async fn gateway_api_healthy_rollout_is_promoted() {
 }
 
 #[tokio::test]
-async fn failing_metrics_roll_back_after_threshold_checks() {
-    let env = initialised(MeshProvider::Istio, demo_canary(INTERVAL).unwrap()).await;
+async fn istio_failing_metrics_roll_back_after_threshold_checks() {
+    failing_rollout(MeshProvider::Istio).await;
+}
+
+#[tokio::test]
+async fn linkerd_failing_metrics_roll_back_after_threshold_checks() {
+    failing_rollout(MeshProvider::Linkerd).await;
+}
+
+#[tokio::test]
+async fn gateway_api_failing_metrics_roll_back_after_threshold_checks() {
+    failing_rollout(MeshProvider::GatewayApi).await;
+}
+
+#[tokio::test]
+async fn the_demo_runs_both_rollouts_to_completion() {
+    let mut output = Vec::new();
+    let options = DemoOptions {
+        interval: INTERVAL,
+        ..DemoOptions::default()
+    };
+    autopilot_examples::canary::demo::run(options, &mut output)
+        .await
+        .unwrap();
+    let output = String::from_utf8(output).unwrap();
+    let rollout_1 = output.find("rollout 1").expect("first rollout announced");
+    let succeeded = output.find("Succeeded").expect("first rollout promoted");
+    let rollout_2 = output.find("rollout 2").expect("second rollout announced");
+    let failed = output.rfind("Failed").expect("second rollout rolled back");
+    assert!(
+        rollout_1 < succeeded && succeeded < rollout_2 && rollout_2 < failed,
+        "{output}"
+    );
+    assert!(
+        output.contains(
+            "the primary runs ghcr.io/stefanprodan/podinfo:6.0.1; traffic 100% primary / 0% canary"
+        ),
+        "{output}"
+    );
+}
+
+async fn failing_rollout(provider: MeshProvider) {
+    let env = initialised(provider, demo_canary(INTERVAL).unwrap()).await;
     env.release("6.0.2", FAULTY).await.unwrap();
     let failed = env
         .wait_for(CanaryPhase::Failed, TIMEOUT, |_| {})
