@@ -80,17 +80,21 @@ impl Workload {
 }
 
 /// Latency bucket bounds (ms) shared by the three meshes' histograms.
-const BUCKETS_MS: [f64; 14] = [
+pub const BUCKETS_MS: [f64; 14] = [
     1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
 ];
 
+/// One workload's counters: requests by outcome and the latency histogram.
 #[derive(Clone, Debug, Default)]
-struct WorkloadTelemetry {
-    service: String,
-    ok: u64,
-    failed: u64,
-    /// Cumulative counts per bucket of `BUCKETS_MS`, then `+Inf`.
-    buckets: [u64; BUCKETS_MS.len() + 1],
+pub struct WorkloadTelemetry {
+    /// The Service in front of the workload.
+    pub service: String,
+    /// Requests answered successfully.
+    pub ok: u64,
+    /// Requests answered with HTTP 500.
+    pub failed: u64,
+    /// Cumulative counts per bucket of [`BUCKETS_MS`], then `+Inf`.
+    pub buckets: [u64; BUCKETS_MS.len() + 1],
     latency_sum_ms: f64,
 }
 
@@ -125,7 +129,9 @@ impl WorkloadTelemetry {
         }
     }
 
-    fn total(&self) -> u64 {
+    /// All requests.
+    #[must_use]
+    pub fn total(&self) -> u64 {
         self.ok + self.failed
     }
 }
@@ -172,6 +178,15 @@ impl TrafficSimulator {
                 entry.record(requests, workload.health);
             }
         }
+    }
+
+    /// The counters of every workload so far, by workload name.
+    #[must_use]
+    pub fn snapshot(&self) -> BTreeMap<String, WorkloadTelemetry> {
+        self.workloads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The current counters in the Prometheus text exposition format (version 0.0.4).

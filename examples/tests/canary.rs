@@ -139,6 +139,25 @@ async fn the_demo_runs_both_rollouts_to_completion() {
     );
 }
 
+#[tokio::test]
+async fn without_prometheus_the_demo_uses_the_labelled_simulated_source() {
+    let mut output = Vec::new();
+    let options = DemoOptions {
+        interval: INTERVAL,
+        simulate_metrics: true,
+        ..DemoOptions::default()
+    };
+    autopilot_examples::canary::demo::run(options, &mut output)
+        .await
+        .unwrap();
+    let output = String::from_utf8(output).unwrap();
+    assert!(output.contains("metrics are SIMULATED"), "{output}");
+    assert!(
+        output.contains("Succeeded") && output.contains("rolled back"),
+        "{output}"
+    );
+}
+
 async fn failing_rollout(provider: MeshProvider) {
     let env = initialised(provider, demo_canary(INTERVAL).unwrap()).await;
     env.release("6.0.2", FAULTY).await.unwrap();

@@ -46,6 +46,8 @@ pub struct DemoOptions {
     pub interval: Duration,
     /// Give up on a rollout after this long.
     pub rollout_timeout: Duration,
+    /// Use the simulated metrics source even when Prometheus is installed.
+    pub simulate_metrics: bool,
 }
 
 impl Default for DemoOptions {
@@ -54,6 +56,7 @@ impl Default for DemoOptions {
             provider: MeshProvider::Istio,
             interval: Duration::from_secs(2),
             rollout_timeout: Duration::from_secs(180),
+            simulate_metrics: false,
         }
     }
 }
@@ -66,8 +69,11 @@ pub struct Environment {
     pub client: Client,
     /// The router of the mesh in use.
     pub router: Arc<dyn TrafficRouter>,
-    /// The Prometheus scraping the synthetic data plane.
-    pub prometheus: PrometheusServer,
+    /// The Prometheus scraping the synthetic data plane; `None` when none is installed and the
+    /// metrics come from [`crate::simulated`].
+    pub prometheus: Option<PrometheusServer>,
+    /// Where the metrics are queried.
+    pub metrics_url: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     operator: Option<JoinHandle<Result<(), autopilot::runtime::RuntimeError>>>,
     background: Vec<JoinHandle<()>>,
@@ -79,10 +85,18 @@ impl Environment {
     /// # Errors
     /// When a part cannot start (Prometheus not installed, among others).
     pub async fn start(provider: MeshProvider) -> anyhow::Result<Self> {
-        anyhow::ensure!(
-            PrometheusServer::is_installed(),
-            "the canary reads its metrics from a real Prometheus: install Debian's `prometheus` package (scripts/test does)"
-        );
+        Self::start_with(provider, !PrometheusServer::is_installed()).await
+    }
+
+    /// Like [`start`](Self::start), choosing the metrics source: the simulated one, or a real
+    /// Prometheus.
+    ///
+    /// # Errors
+    /// When a part cannot start.
+    pub async fn start_with(
+        provider: MeshProvider,
+        simulate_metrics: bool,
+    ) -> anyhow::Result<Self> {
         let server = ApiServer::start().await?;
         let client = server.client();
         let mut background = vec![autopilot_testkit::spawn_deployment_status(client.clone())];
@@ -101,16 +115,27 @@ impl Environment {
         background.push(tokio::spawn(drive_traffic(
             client.clone(),
             router.clone(),
-            traffic,
+            traffic.clone(),
         )));
-        let prometheus = PrometheusServer::builder()
-            .scrape(ScrapeTarget::new("mesh", exporter.to_string()))
-            .scrape_interval(Duration::from_millis(500))
-            .start()
-            .await?;
-
-        let metrics = PrometheusClient::new(&prometheus.url(), ClientOptions::default())?;
-        first_scrape(&metrics).await?;
+        // A real Prometheus when one is installed; otherwise the labelled simulated source.
+        let (prometheus, metrics_url) = if !simulate_metrics {
+            let prometheus = PrometheusServer::builder()
+                .scrape(ScrapeTarget::new("mesh", exporter.to_string()))
+                .scrape_interval(Duration::from_millis(500))
+                .start()
+                .await?;
+            let url = prometheus.url();
+            (Some(prometheus), url)
+        } else {
+            let (address, tasks) =
+                crate::simulated::serve(traffic.clone(), ([127, 0, 0, 1], 0).into()).await?;
+            background.extend(tasks);
+            (None, format!("http://{address}"))
+        };
+        let metrics = PrometheusClient::new(&metrics_url, ClientOptions::default())?;
+        if prometheus.is_some() {
+            first_scrape(&metrics).await?;
+        }
         let deps = Deps {
             router: router.clone(),
             prometheus: metrics,
@@ -131,6 +156,7 @@ impl Environment {
             client,
             router,
             prometheus,
+            metrics_url,
             stop: Some(stop),
             operator: Some(operator),
             background,
@@ -308,14 +334,22 @@ pub async fn run(options: DemoOptions, out: &mut (dyn Write + Send)) -> anyhow::
         started: Instant::now(),
     };
     log.say(&format!(
-        "no cluster configured: starting the in-process Kubernetes API server, a synthetic {} data plane and Prometheus",
+        "no cluster configured: starting the in-process Kubernetes API server and a synthetic {} data plane",
         options.provider.as_str()
     ));
-    let env = Environment::start(options.provider).await?;
-    log.say(&format!(
-        "Prometheus at {}; creating Canary {NAMESPACE}/{APP}",
-        env.prometheus.url()
-    ));
+    let simulate = options.simulate_metrics || !PrometheusServer::is_installed();
+    let env = Environment::start_with(options.provider, simulate).await?;
+    match &env.prometheus {
+        Some(prometheus) => log.say(&format!(
+            "Prometheus at {}; creating Canary {NAMESPACE}/{APP}",
+            prometheus.url()
+        )),
+        None => log.say(&format!(
+            "no `prometheus` binary found: metrics are SIMULATED from the synthetic data plane at {} \
+             (install Debian's `prometheus` for the real thing); creating Canary {NAMESPACE}/{APP}",
+            env.metrics_url
+        )),
+    }
     env.canaries()
         .create(&PostParams::default(), &demo_canary(options.interval)?)
         .await?;
