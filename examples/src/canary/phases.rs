@@ -203,11 +203,7 @@ async fn start_analysis(
 ) -> anyhow::Result<()> {
     let deps = deps(ctx)?;
     deps.router.set_weights(&route(canary)?, 100, 0).await?;
-    let replicas = workloads::primary(ctx, canary)
-        .await?
-        .and_then(|primary| primary.spec.replicas)
-        .unwrap_or(1)
-        .max(1);
+    let replicas = workloads::serving_replicas(ctx, canary).await?;
     workloads::scale_target(ctx, canary, replicas).await?;
     ctx.update_status(|fields| {
         fields.canary_revision = Some(revision.to_owned());
@@ -453,11 +449,7 @@ async fn finalising(canary: Arc<Canary>, ctx: Context<Canary>) -> Next {
 async fn terminating(canary: Arc<Canary>, ctx: Context<Canary>) -> Next {
     let deps = deps(&ctx)?;
     deps.router.reset(&route(&canary)?).await?;
-    let replicas = workloads::primary(&ctx, &canary)
-        .await?
-        .and_then(|primary| primary.spec.replicas)
-        .unwrap_or(1)
-        .max(1);
+    let replicas = workloads::serving_replicas(&ctx, &canary).await?;
     if workloads::target(&ctx, &canary).await.is_ok() {
         workloads::scale_target(&ctx, &canary, replicas).await?;
     }

@@ -36,6 +36,19 @@ pub async fn primary(ctx: &Context<Canary>, canary: &Canary) -> anyhow::Result<O
         .await?)
 }
 
+/// How many replicas the app runs with: the primary's count, at least one. The canary is scaled to
+/// it when an analysis starts, and the target gets it back when the Canary goes away.
+///
+/// # Errors
+/// When the primary cannot be read.
+pub async fn serving_replicas(ctx: &Context<Canary>, canary: &Canary) -> anyhow::Result<i32> {
+    Ok(primary(ctx, canary)
+        .await?
+        .and_then(|primary| primary.spec.replicas)
+        .unwrap_or(1)
+        .max(1))
+}
+
 /// `<target>-primary`.
 #[must_use]
 pub fn primary_name(canary: &Canary) -> String {
