@@ -2,6 +2,8 @@
 
 use serde_json::{Value, json};
 
+use crate::validation::RBAC_GROUP;
+
 /// Fills defaults for the built-in kind `kind` of group `group`.
 pub fn apply(group: &str, kind: &str, object: &mut Value) {
     match (group, kind) {
@@ -28,6 +30,7 @@ pub fn apply(group: &str, kind: &str, object: &mut Value) {
             );
         }
         ("apps", "ReplicaSet") => workload(object),
+        (RBAC_GROUP, "RoleBinding" | "ClusterRoleBinding") => binding(object),
         _ => {}
     }
 }
@@ -145,6 +148,33 @@ fn secret(object: &mut Value) {
     }
 }
 
+/// Bindings: the `roleRef` API group, and that of `User` and `Group` subjects.
+fn binding(object: &mut Value) {
+    if let Some(role_ref) = object.get_mut("roleRef").filter(|r| r.is_object())
+        && role_ref
+            .get("apiGroup")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+    {
+        role_ref["apiGroup"] = json!(RBAC_GROUP);
+    }
+    let subjects = object.get_mut("subjects").and_then(Value::as_array_mut);
+    for subject in subjects.into_iter().flatten().filter(|s| s.is_object()) {
+        let person = matches!(
+            subject.get("kind").and_then(Value::as_str),
+            Some("User" | "Group")
+        );
+        if person
+            && subject
+                .get("apiGroup")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+        {
+            subject["apiGroup"] = json!(RBAC_GROUP);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +197,15 @@ mod tests {
             deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
             "IfNotPresent"
         );
+    }
+
+    #[test]
+    fn bindings_get_their_api_groups() {
+        let mut binding = json!({"roleRef": {"kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "User", "name": "jane"}, {"kind": "ServiceAccount", "name": "op", "namespace": "ns"}]});
+        apply(RBAC_GROUP, "ClusterRoleBinding", &mut binding);
+        assert_eq!(binding["roleRef"]["apiGroup"], RBAC_GROUP);
+        assert_eq!(binding["subjects"][0]["apiGroup"], RBAC_GROUP);
+        assert!(binding["subjects"][1].get("apiGroup").is_none());
     }
 }

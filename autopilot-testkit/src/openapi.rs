@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 
-use k8s_openapi::api::{apps, coordination, core, events};
+use k8s_openapi::api::{apps, coordination, core, events, rbac};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
@@ -67,6 +67,12 @@ fn builtin(generator: &mut SchemaGenerator, group: &str, kind: &str) -> Option<S
         ("apps", "ReplicaSet") => add::<apps::v1::ReplicaSet>(generator),
         ("coordination.k8s.io", "Lease") => add::<coordination::v1::Lease>(generator),
         ("events.k8s.io", "Event") => add::<events::v1::Event>(generator),
+        ("rbac.authorization.k8s.io", "Role") => add::<rbac::v1::Role>(generator),
+        ("rbac.authorization.k8s.io", "RoleBinding") => add::<rbac::v1::RoleBinding>(generator),
+        ("rbac.authorization.k8s.io", "ClusterRole") => add::<rbac::v1::ClusterRole>(generator),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
+            add::<rbac::v1::ClusterRoleBinding>(generator)
+        }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             add::<CustomResourceDefinition>(generator)
         }

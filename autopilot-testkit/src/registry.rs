@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 use serde_json::Value;
 
 use crate::status::Named;
+use crate::validation::RBAC_GROUP;
 
 /// When `metadata.generation` is bumped on update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +187,10 @@ impl ResourceType {
 pub fn builtins() -> Vec<ResourceType> {
     use GenerationPolicy::{Spec, SpecAndAnnotations};
     let core = |kind, plural, namespaced| ResourceType::builtin("", "v1", kind, plural, namespaced);
+    // As in Kubernetes: no short names or categories, and a PUT may create (policy reconcilers rely on it).
+    let rbac = |kind, plural, namespaced| {
+        ResourceType::builtin(RBAC_GROUP, "v1", kind, plural, namespaced).created_by_put()
+    };
     let mut crd = ResourceType::builtin(
         "apiextensions.k8s.io",
         "v1",
@@ -244,6 +249,10 @@ pub fn builtins() -> Vec<ResourceType> {
             .short(&["ev"])
             .created_by_put()
             .stored_as_core_events(),
+        rbac("Role", "roles", true),
+        rbac("RoleBinding", "rolebindings", true),
+        rbac("ClusterRole", "clusterroles", false),
+        rbac("ClusterRoleBinding", "clusterrolebindings", false),
         crd,
     ]
 }

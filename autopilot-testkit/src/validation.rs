@@ -11,6 +11,7 @@
 mod check;
 mod meta;
 pub(crate) mod names;
+mod rbac;
 mod structural;
 
 use std::fmt;
@@ -19,6 +20,7 @@ use serde_json::Value;
 
 pub use check::validate;
 pub use meta::{NameRule, invalid_message, validate_object_meta};
+pub use rbac::{RBAC_GROUP, validate_rbac};
 pub use structural::{apply_defaults, prune, prune_reporting};
 
 /// The kind of a field error, mirroring apimachinery's `field.ErrorType`.

@@ -1,5 +1,6 @@
 //! `kubectl` against the `autopilot-apiserver` binary: apply a CRD and a custom resource from YAML,
-//! `get -o json`, `patch --type=merge`, `label`, `get --watch` seeing a change, and `delete`.
+//! `get -o json`, `patch --type=merge`, `label`, `get --watch` seeing a change, and `delete`; apply an
+//! operator's install manifests (CRD, ServiceAccount, RBAC, Deployment).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
@@ -115,26 +116,39 @@ impl Kubectl {
     }
 }
 
-#[test]
-fn kubectl_manages_custom_resources_against_the_binary() {
-    if Command::new("kubectl")
+/// Whether kubectl can run here; says why a test is skipped when not.
+fn kubectl_installed() -> bool {
+    let installed = Command::new("kubectl")
         .arg("version")
         .arg("--client")
         .output()
-        .is_err()
-    {
+        .is_ok();
+    if !installed {
         println!(
             "SKIPPED: kubectl is not on PATH (CI installs it; install kubernetes-client to run this test)"
         );
+    }
+    installed
+}
+
+/// A fresh server binary and a kubectl talking to it, with their files under `dir`.
+fn kubectl_against_binary(dir: &Path) -> (Server, Kubectl) {
+    let kubeconfig = dir.join("kubeconfig");
+    let server = start_server(&kubeconfig);
+    let kubectl = Kubectl {
+        kubeconfig,
+        cache: dir.join("cache"),
+    };
+    (server, kubectl)
+}
+
+#[test]
+fn kubectl_manages_custom_resources_against_the_binary() {
+    if !kubectl_installed() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    let _server = start_server(&kubeconfig);
-    let kubectl = Kubectl {
-        kubeconfig,
-        cache: dir.path().join("cache"),
-    };
+    let (_server, kubectl) = kubectl_against_binary(dir.path());
 
     assert!(
         kubectl
@@ -204,4 +218,93 @@ fn kubectl_manages_custom_resources_against_the_binary() {
     assert!(kubectl.run(&["delete", "widget", "w1"]).contains("deleted"));
     let remaining = kubectl.run(&["get", "widgets", "-o", "name"]);
     assert!(remaining.trim().is_empty(), "{remaining}");
+}
+
+#[derive(
+    kube::CustomResource, serde::Serialize, serde::Deserialize, Clone, Debug, schemars::JsonSchema,
+)]
+#[kube(
+    group = "example.com",
+    version = "v1",
+    kind = "Gadget",
+    namespaced,
+    status = "GadgetStatus"
+)]
+struct GadgetSpec {
+    size: i32,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, schemars::JsonSchema)]
+struct GadgetStatus {
+    phase: String,
+}
+
+#[test]
+fn kubectl_applies_an_operators_install_manifests() {
+    use autopilot::manifests::{Access, OperatorManifests};
+    use kube::CustomResourceExt;
+
+    if !kubectl_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, kubectl) = kubectl_against_binary(dir.path());
+    let manifests =
+        OperatorManifests::new("gadget-operator", "operators", "ghcr.io/example/gadget:1.0")
+            .crd(Gadget::crd())
+            .resource("example.com", "gadgets")
+            .access(Access::read_write("apps", "deployments"))
+            .to_yaml()
+            .unwrap();
+    // (`kubectl create namespace` would send protobuf, which the server does not decode.)
+    kubectl.apply(
+        dir.path(),
+        "namespace.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: operators}\n",
+    );
+
+    let applied = kubectl.apply(dir.path(), "install.yaml", &manifests);
+    for object in [
+        "customresourcedefinition.apiextensions.k8s.io/gadgets.example.com created",
+        "serviceaccount/gadget-operator created",
+        "clusterrole.rbac.authorization.k8s.io/gadget-operator created",
+        "clusterrolebinding.rbac.authorization.k8s.io/gadget-operator created",
+        "deployment.apps/gadget-operator created",
+    ] {
+        assert!(applied.contains(object), "{object} missing from: {applied}");
+    }
+    // Applying the same manifests again changes nothing.
+    let again = kubectl.apply(dir.path(), "install.yaml", &manifests);
+    assert_eq!(again.matches("unchanged").count(), 5, "{again}");
+
+    let roles = kubectl.run(&["get", "clusterroles"]);
+    let header = roles.lines().next().unwrap_or_default();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "CREATED", "AT"],
+        "{roles}"
+    );
+    assert!(roles.contains("gadget-operator"), "{roles}");
+    let binding = kubectl.run(&["get", "clusterrolebinding", "gadget-operator", "-o", "wide"]);
+    assert!(
+        binding.contains("ClusterRole/gadget-operator")
+            && binding.contains("operators/gadget-operator"),
+        "{binding}"
+    );
+    let role: serde_json::Value = serde_json::from_str(&kubectl.run(&[
+        "get",
+        "clusterrole",
+        "gadget-operator",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let resources: Vec<&str> = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["resources"].as_array().unwrap())
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    assert!(resources.contains(&"gadgets/status"), "{role}");
 }

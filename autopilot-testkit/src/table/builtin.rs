@@ -5,6 +5,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::{CREATION_DESCRIPTION, IncludeObject, NAME_DESCRIPTION, age_of, row_object};
+use crate::validation::RBAC_GROUP;
+
+mod rbac;
 
 /// `(name, type, priority, description)` of one column.
 type Column = (&'static str, &'static str, i32, &'static str);
@@ -526,7 +529,10 @@ fn printer(api_version: &str, kind: &str) -> Option<(Vec<Column>, Cells)> {
                 ]
             },
         ),
-        ("apiextensions.k8s.io", "CustomResourceDefinition") => (
+        (RBAC_GROUP, "RoleBinding" | "ClusterRoleBinding") => rbac::binding_printer(kind),
+        // Kinds without a printer of their own get the server's default columns.
+        ("apiextensions.k8s.io", "CustomResourceDefinition")
+        | (RBAC_GROUP, "Role" | "ClusterRole") => (
             vec![NAME, ("Created At", "date", 0, CREATION_DESCRIPTION)],
             |o, _| vec![name(o), Value::from(text(o, "/metadata/creationTimestamp"))],
         ),
@@ -537,7 +543,7 @@ fn printer(api_version: &str, kind: &str) -> Option<(Vec<Column>, Cells)> {
 
 /// Renders objects of a built-in kind with the columns the API server prints for it (Pod,
 /// Deployment, ReplicaSet, Service, ConfigMap, Secret, Namespace, ServiceAccount, Lease,
-/// CustomResourceDefinition); `None` for other kinds, which get [`super::PrinterColumn::defaults`].
+/// CustomResourceDefinition, and the RBAC kinds); `None` for other kinds, which get [`super::PrinterColumn::defaults`].
 ///
 /// ```
 /// use autopilot_testkit::table::{render_builtin_table, IncludeObject};
@@ -729,5 +735,49 @@ mod tests {
             json!({"name": "Data", "type": "integer", "format": "", "description": "Data contains the configuration data.", "priority": 0})
         );
         assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    }
+
+    #[test]
+    fn rbac_kinds() {
+        let role = json!({"metadata": {"name": "system:reader", "creationTimestamp": "2024-01-01T00:00:00Z"}});
+        assert_eq!(
+            cells(&role, "rbac.authorization.k8s.io/v1", "ClusterRole"),
+            json!(["system:reader", "2024-01-01T00:00:00Z"])
+        );
+        let binding = json!({"metadata": {"name": "ops", "creationTimestamp": "2024-06-10T11:00:00Z"},
+            "roleRef": {"kind": "ClusterRole", "name": "edit"},
+            "subjects": [{"kind": "User", "name": "jane"}, {"kind": "Group", "name": "devs"},
+                {"kind": "ServiceAccount", "name": "op", "namespace": "ops"}, {"kind": "User", "name": "joe"}]});
+        assert_eq!(
+            cells(&binding, "rbac.authorization.k8s.io/v1", "RoleBinding"),
+            json!([
+                "ops",
+                "ClusterRole/edit",
+                "60m",
+                "jane, joe",
+                "devs",
+                "ops/op"
+            ])
+        );
+        let table = render_builtin_table_at(
+            &[&binding],
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRoleBinding",
+            IncludeObject::None,
+            json!({}),
+            now(),
+        )
+        .unwrap();
+        let names: Vec<&str> = table["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["Name", "Role", "Age", "Users", "Groups", "ServiceAccounts"]
+        );
+        assert_eq!(table["columnDefinitions"][3]["priority"], 1);
     }
 }

@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 
-use super::names::{dns1035_label, dns1123_label, dns1123_subdomain, label_value, qualified_name};
+use super::names::{
+    dns1035_label, dns1123_label, dns1123_subdomain, label_value, path_segment, qualified_name,
+};
 use super::{FieldError, FieldErrorKind, aggregate_message};
 
 /// Annotations may hold at most this many bytes of keys and values together.
@@ -18,6 +20,8 @@ pub enum NameRule {
     DnsLabel,
     /// A DNS-1035 label (Service).
     Dns1035Label,
+    /// One URL path segment (the RBAC kinds).
+    PathSegment,
 }
 
 impl NameRule {
@@ -26,6 +30,7 @@ impl NameRule {
         match kind {
             "Namespace" => Self::DnsLabel,
             "Service" => Self::Dns1035Label,
+            "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding" => Self::PathSegment,
             _ => Self::DnsSubdomain,
         }
     }
@@ -42,6 +47,7 @@ impl NameRule {
             Self::DnsSubdomain => dns1123_subdomain(&name),
             Self::DnsLabel => dns1123_label(&name),
             Self::Dns1035Label => dns1035_label(&name),
+            Self::PathSegment => path_segment(&name),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Name and label checks with apimachinery's wording (`IsQualifiedName`, `IsValidLabelValue`,
-//! `IsDNS1123Subdomain`, `IsDNS1123Label`, `IsDNS1035Label`). Each returns the problems found,
+//! `IsDNS1123Subdomain`, `IsDNS1123Label`, `IsDNS1035Label`, `IsValidPathSegmentName`). Each returns the problems found,
 //! one message per problem, empty when the value is valid.
 
 const QUALIFIED_NAME_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
@@ -165,6 +165,19 @@ pub(crate) fn label_value(value: &str) -> Vec<String> {
         ));
     }
     errs
+}
+
+/// `IsValidPathSegmentName`: anything that fits in one URL path segment (RBAC names such as
+/// `system:controller:foo`).
+pub(crate) fn path_segment(value: &str) -> Vec<String> {
+    if value == "." || value == ".." {
+        return vec![format!("may not be '{value}'")];
+    }
+    ["/", "%"]
+        .iter()
+        .filter(|illegal| value.contains(*illegal))
+        .map(|illegal| format!("may not contain '{illegal}'"))
+        .collect()
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ impl Context<'_> {
         check_namespace_lifecycle(cluster, view, resource, key)?;
         meta::prepare_create(resource, &mut object, &self.now);
         settle(resource, &mut object, None, &self.now, Part::Main);
-        validate(resource, &object)?;
+        validate(resource, &object, None)?;
         if record_fields {
             record(
                 resource,
@@ -120,7 +120,7 @@ impl Context<'_> {
         meta::prepare_update(resource, old, &mut new, part)
             .map_err(|error| ApiError::invalid(resource, &name, vec![error]))?;
         settle(resource, &mut new, Some(old), &self.now, part);
-        validate(resource, &new)?;
+        validate(resource, &new, Some(old))?;
         if record_fields {
             record(resource, Some(old), &mut new, self.manager, part, &self.now);
         }

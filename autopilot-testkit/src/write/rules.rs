@@ -160,8 +160,13 @@ pub fn settle(
     }
 }
 
-/// Validates metadata, a custom resource's schema and a CRD's own rules: 422 with every field error.
-pub fn validate(resource: &ResourceType, object: &Value) -> Result<(), ApiError> {
+/// Validates metadata, a custom resource's schema, a CRD's own rules and those of the RBAC kinds (`old`
+/// is the stored object on update): 422 with every field error.
+pub fn validate(
+    resource: &ResourceType,
+    object: &Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
     let rule = if resource.custom {
         NameRule::DnsSubdomain
     } else {
@@ -174,6 +179,9 @@ pub fn validate(resource: &ResourceType, object: &Value) -> Result<(), ApiError>
     }
     if !resource.custom && resource.kind == "CustomResourceDefinition" {
         errors.extend(crd::validate(object));
+    }
+    if !resource.custom && resource.group == validation::RBAC_GROUP {
+        errors.extend(validation::validate_rbac(&resource.kind, object, old));
     }
     if errors.is_empty() {
         Ok(())
