@@ -17,7 +17,9 @@ use kube::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{Autopilot, PhaseEnum, config::OperatorConfig, events::Recorder};
+use crate::{
+    Autopilot, PhaseEnum, config::OperatorConfig, events::Recorder, sources::ExternalEvent,
+};
 
 /// Errors of [`Context`] helpers.
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +136,7 @@ pub struct Context<K: Autopilot> {
     object: Arc<K>,
     phase: K::Phase,
     fields: Arc<Mutex<Option<K::Fields>>>,
+    events: Option<Arc<[ExternalEvent]>>,
 }
 
 impl<K: Autopilot> Clone for Context<K> {
@@ -143,6 +146,7 @@ impl<K: Autopilot> Clone for Context<K> {
             object: Arc::clone(&self.object),
             phase: self.phase,
             fields: Arc::clone(&self.fields),
+            events: self.events.clone(),
         }
     }
 }
@@ -164,7 +168,14 @@ impl<K: Autopilot> Context<K> {
             object,
             phase,
             fields: Arc::new(Mutex::new(None)),
+            events: None,
         }
+    }
+
+    /// Shows the handler these external events.
+    pub(crate) fn with_events(mut self, events: Option<Arc<[ExternalEvent]>>) -> Self {
+        self.events = events;
+        self
     }
 
     /// The kube client the operator runs with.
@@ -195,6 +206,33 @@ impl<K: Autopilot> Context<K> {
     #[must_use]
     pub fn phase(&self) -> K::Phase {
         self.phase
+    }
+
+    /// The external events mapped to this object (see
+    /// [`Operator::reconcile_on`](crate::Operator::reconcile_on)) that no successful handler run has seen
+    /// yet, oldest first; empty when the object was woken by anything else.
+    ///
+    /// An event is removed only once a handler run that saw it has returned `Ok` and the status is stored:
+    /// after a handler error, a failed status write or a crash, the retry sees it again (together with any
+    /// that arrived since). Handlers should act idempotently on them, as on everything else.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use autopilot::{Context, Transition};
+    /// # use autopilot::__doc::*;
+    ///
+    /// async fn waiting(_: Arc<Rollout>, ctx: Context<Rollout>) -> anyhow::Result<Transition<RolloutPhase>> {
+    ///     // A CI pipeline reported a finished build of the target.
+    ///     if ctx.events().iter().any(|e| e.kind == "com.example.build.finished") {
+    ///         return Ok(Transition::next(RolloutPhase::Done));
+    ///     }
+    ///     Ok(Transition::stay_for(std::time::Duration::from_secs(3600)))
+    /// }
+    /// # let _ = waiting;
+    /// ```
+    #[must_use]
+    pub fn events(&self) -> &[ExternalEvent] {
+        self.events.as_deref().unwrap_or_default()
     }
 
     /// A reference to the object, as Events use it.

@@ -14,8 +14,13 @@
 //!
 //! The status is written only after the handler returned: a crash in between re-runs the handler in the
 //! same phase, so handlers must be idempotent.
+//!
+//! Objects are reconciled when they change, when a handler's re-check is due, when something they declared
+//! as input changes ([`Operator::watches_input`]) and when an external event concerns them
+//! ([`Operator::reconcile_on`]); the handler then sees that event in [`Context::events`](crate::Context::events).
 
 mod hooks;
+mod inbox;
 mod reconcile;
 
 use std::{
@@ -39,6 +44,7 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
 
 pub use hooks::{Census, ControllerInfo, ObjectKey, ObserveHooks, Outcome};
+pub use inbox::INBOX_LIMIT;
 pub use reconcile::{HandlerPanicked, ReconcileError};
 
 use crate::{
@@ -47,9 +53,11 @@ use crate::{
     config::OperatorConfig,
     context::{Extensions, Shared},
     events::Recorder,
+    sources::{EventReceiver, ExternalEvent},
     status::HISTORY_LIMIT,
 };
 use hooks::Hooks;
+use inbox::Inbox;
 use reconcile::Reconciler;
 
 /// Errors starting the operator.
@@ -143,6 +151,8 @@ pub struct Operator<K: Autopilot> {
     field_manager: String,
     restart_on_spec_change: bool,
     concurrency: u16,
+    inbox: Option<Arc<Inbox<K>>>,
+    inbox_limit: usize,
 }
 
 impl<K: Autopilot> Operator<K> {
@@ -171,6 +181,8 @@ impl<K: Autopilot> Operator<K> {
             history_limit: HISTORY_LIMIT,
             field_manager: format!("{}-autopilot", K::kind(&()).to_lowercase()),
             restart_on_spec_change: true,
+            inbox: None,
+            inbox_limit: INBOX_LIMIT,
         }
     }
 
@@ -260,6 +272,125 @@ impl<K: Autopilot> Operator<K> {
         self.controller =
             self.controller
                 .watches(api, watcher::Config::default().any_semantic(), mapper);
+        self
+    }
+
+    /// Reconciles the objects each event from `events` concerns at once, instead of at their next re-check,
+    /// and shows their handlers the event through [`Context::events`](crate::Context::events).
+    ///
+    /// `map` names the objects an event concerns, given the operator's cache; [`sources::by_name`],
+    /// [`sources::by_label`] and [`sources::by_key`](crate::sources::by_key) cover the usual cases. Events
+    /// are read once the cache is filled; objects the cache does not hold are skipped (the event is
+    /// dropped for them). Each object keeps at most [`Operator::inbox_limit`] events not yet seen by a
+    /// successful handler run, dropping the oldest with a warning. Call it once per source, or share one
+    /// channel among sources.
+    ///
+    /// [`sources::by_name`]: crate::sources::by_name
+    /// [`sources::by_label`]: crate::sources::by_label
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use autopilot::{Context, Operator, Transition, config::OperatorConfig, sources::{self, ExternalEvent}};
+    /// use autopilot_testkit::ApiServer;
+    /// use kube::{Api, api::PostParams};
+    /// # use autopilot::__doc::*;
+    ///
+    /// // Waits an hour between checks, unless a build of its target finishes before that.
+    /// async fn waiting(_: Arc<Rollout>, ctx: Context<Rollout>) -> anyhow::Result<Transition<RolloutPhase>> {
+    ///     match ctx.events().iter().find(|e| e.kind == "build.finished") {
+    ///         Some(build) => Ok(Transition::next(RolloutPhase::Done).with_message(format!("build {}", build.id))),
+    ///         None => Ok(Transition::stay_for(Duration::from_secs(3600))),
+    ///     }
+    /// }
+    /// async fn starting(_: Arc<Rollout>, _: Context<Rollout>) -> anyhow::Result<Transition<RolloutPhase>> {
+    ///     Ok(Transition::next(RolloutPhase::Waiting))
+    /// }
+    ///
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// let server = ApiServer::start().await?;
+    /// server.install_crd(&autopilot::crd::<Rollout>()).await?;
+    /// let client = server.client();
+    /// let (events, received) = sources::channel(64);
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let operator = Operator::<Rollout>::new(client.clone(), OperatorConfig::default(), RolloutHandlers { starting, waiting })
+    ///     // A CloudEvent with `subject: default/web` concerns the Rollout `web` in `default`.
+    ///     .reconcile_on(received, sources::by_name());
+    /// let running = tokio::spawn(operator.run_until(async move { let _ = stopped.await; }));
+    ///
+    /// let rollouts: Api<Rollout> = Api::namespaced(client, "default");
+    /// rollouts.create(&PostParams::default(), &Rollout::new("web", RolloutSpec { target: "web".into(), replicas: 1 })).await?;
+    /// let phase = |r: &Rollout| r.status.as_ref().and_then(|s| s.recorded_phase().ok().flatten());
+    /// let mut sent = false;
+    /// for attempt in 0.. {
+    ///     assert!(attempt < 3000, "not done within a minute");
+    ///     match phase(&rollouts.get("web").await?) {
+    ///         Some(RolloutPhase::Waiting) if !sent => {
+    ///             events.send(ExternalEvent {
+    ///                 source: "/ci".into(), kind: "build.finished".into(), id: "b-7".into(),
+    ///                 subject: Some("default/web".into()), time: None, data: serde_json::Value::Null,
+    ///             }).await?;
+    ///             sent = true;
+    ///         }
+    ///         Some(RolloutPhase::Done) => break,
+    ///         _ => {}
+    ///     }
+    ///     tokio::time::sleep(Duration::from_millis(20)).await;
+    /// }
+    /// assert_eq!(rollouts.get("web").await?.status.unwrap().message.as_deref(), Some("build b-7"));
+    /// stop.send(()).ok();
+    /// running.await??;
+    /// # Ok::<(), anyhow::Error>(())
+    /// # })?;
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
+    #[must_use]
+    pub fn reconcile_on<I>(
+        mut self,
+        events: EventReceiver,
+        map: impl Fn(&ExternalEvent, &Store<K>) -> I + Send + 'static,
+    ) -> Self
+    where
+        I: IntoIterator<Item = ObjectRef<K>>,
+    {
+        let store = self.controller.store();
+        let limit = self.inbox_limit;
+        let inbox = Arc::clone(
+            self.inbox
+                .get_or_insert_with(|| Arc::new(Inbox::new(store.clone(), limit))),
+        );
+        let cache = store.clone();
+        let received = futures::stream::unfold((events, false), move |(mut events, ready)| {
+            let cache = cache.clone();
+            async move {
+                // Before the first list, every object would look unknown.
+                if !ready && !until_ready(&cache).await {
+                    return None;
+                }
+                let event = events.recv().await?;
+                Some((event, (events, true)))
+            }
+        });
+        let triggers = received.flat_map(move |event| {
+            let event = Arc::new(event);
+            let woken: Vec<ObjectRef<K>> = map(&event, &store)
+                .into_iter()
+                .filter(|oref| inbox.deliver(oref, &event))
+                .collect();
+            debug!(source = %event.source, kind = %event.kind, id = %event.id, objects = woken.len(), "external event");
+            futures::stream::iter(woken)
+        });
+        self.controller = self.controller.reconcile_on(triggers);
+        self
+    }
+
+    /// How many external events each object keeps for its next handler run (default [`INBOX_LIMIT`]);
+    /// beyond that the oldest are dropped with a warning.
+    #[must_use]
+    pub fn inbox_limit(mut self, limit: usize) -> Self {
+        self.inbox_limit = limit.max(1);
+        if let Some(inbox) = &self.inbox {
+            inbox.set_limit(self.inbox_limit);
+        }
         self
     }
 
@@ -383,15 +514,8 @@ impl<K: Autopilot> Operator<K> {
             let kind = kind.clone();
             let store = store.clone();
             tokio::spawn(async move {
-                // The store's ready signal wakes only its most recent waiter, and the controller waits on
-                // it too: poll again now and then rather than rely on being woken.
-                loop {
-                    let ready = store.wait_until_ready();
-                    match tokio::time::timeout(std::time::Duration::from_millis(100), ready).await {
-                        Ok(Ok(())) => break hooks.each(|h| h.caches_synced(&kind)),
-                        Ok(Err(_)) => break, // the controller stopped before the first list
-                        Err(_) => {}
-                    }
+                if until_ready(&store).await {
+                    hooks.each(|h| h.caches_synced(&kind));
                 }
             })
         };
@@ -424,6 +548,7 @@ impl<K: Autopilot> Operator<K> {
             kind: kind.clone(),
             store: store.clone(),
             reconciles: AtomicUsize::new(0),
+            inbox: self.inbox,
         });
         info!(%kind, concurrency = self.concurrency, "operator starting");
         self.controller
@@ -458,6 +583,20 @@ impl<K: Autopilot> Operator<K> {
         match &self.config.watch_namespace {
             Some(ns) => Api::namespaced(self.client.clone(), ns),
             None => Api::all(self.client.clone()),
+        }
+    }
+}
+
+/// Waits until `store` holds the first list; false when its writer stopped before that.
+async fn until_ready<K: Autopilot>(store: &Store<K>) -> bool {
+    // The store's ready signal wakes only its most recent waiter, and the controller waits on it too: poll
+    // again now and then rather than rely on being woken.
+    loop {
+        let ready = store.wait_until_ready();
+        match tokio::time::timeout(std::time::Duration::from_millis(100), ready).await {
+            Ok(Ok(())) => return true,
+            Ok(Err(_)) => return false,
+            Err(_) => {}
         }
     }
 }

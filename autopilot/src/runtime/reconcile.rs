@@ -22,7 +22,10 @@ use serde_json::json;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::hooks::{Hooks, ObjectKey, Outcome};
+use super::{
+    hooks::{Hooks, ObjectKey, Outcome},
+    inbox::{Delivery, Inbox},
+};
 use crate::{
     Autopilot, BoxError, Context, Handlers, PhaseEnum, Recheck, Status, Transition,
     backoff::Failures,
@@ -70,6 +73,8 @@ pub(crate) struct Reconciler<K: Autopilot> {
     /// The controller's cache, to forget per-object state of objects that are gone.
     pub store: Store<K>,
     pub reconciles: AtomicUsize,
+    /// External events waiting for their objects; `None` without event sources.
+    pub inbox: Option<Arc<Inbox<K>>>,
 }
 
 /// Per-object bookkeeping is pruned of deleted objects once per this many reconciles.
@@ -207,7 +212,9 @@ impl<K: Autopilot> Reconciler<K> {
         };
 
         tracing::Span::current().record("phase", phase.name());
-        let ctx = Context::new(Arc::clone(&self.shared), Arc::clone(&obj), phase);
+        let delivery = self.delivery(&oref, &obj);
+        let ctx = Context::new(Arc::clone(&self.shared), Arc::clone(&obj), phase)
+            .with_events(delivery.as_ref().map(|d| Arc::clone(&d.events)));
         let runnable = !stopped(&status, generation) && Some(phase) != K::Phase::finalizer();
         let run = runnable
             .then(|| self.handlers.run(phase, Arc::clone(&obj), ctx.clone()))
@@ -218,13 +225,16 @@ impl<K: Autopilot> Reconciler<K> {
                 status.mark_healthy(phase, generation);
             }
             self.store(&obj, key, &old, &status, report).await?;
+            // No handler will run before the spec changes: the events concern nobody.
+            self.acknowledge(&oref, delivery.as_ref());
             return Ok(Done::Wait);
         };
         let started = Instant::now();
         let result = guarded(run).await;
         let elapsed = started.elapsed();
+        let handled = result.is_ok();
         self.hooks
-            .each(|h| h.handler_finished(key, phase.name(), elapsed, result.is_ok()));
+            .each(|h| h.handler_finished(key, phase.name(), elapsed, handled));
         let done = match result {
             Ok(transition) => {
                 self.failures.succeeded(&oref);
@@ -238,7 +248,22 @@ impl<K: Autopilot> Reconciler<K> {
             }
         };
         self.store(&obj, key, &old, &status, report).await?;
+        if handled {
+            self.acknowledge(&oref, delivery.as_ref());
+        }
         Ok(done)
+    }
+
+    /// The external events waiting for `obj`, if any.
+    fn delivery(&self, oref: &ObjectRef<K>, obj: &K) -> Option<Delivery> {
+        self.inbox.as_ref().and_then(|inbox| inbox.peek(oref, obj))
+    }
+
+    /// Removes the events a successful handler run saw, its status being stored.
+    fn acknowledge(&self, oref: &ObjectRef<K>, delivery: Option<&Delivery>) {
+        if let (Some(inbox), Some(delivery)) = (&self.inbox, delivery) {
+            inbox.acknowledge(oref, delivery);
+        }
     }
 
     /// Records a handler's transition in `status`.
@@ -390,7 +415,9 @@ impl<K: Autopilot> Reconciler<K> {
         let old = obj.status().cloned().unwrap_or_default();
         let mut status = old.clone();
         let mut report = Report::default();
-        let ctx = Context::new(Arc::clone(&self.shared), Arc::clone(&obj), phase);
+        let delivery = self.delivery(oref, &obj);
+        let ctx = Context::new(Arc::clone(&self.shared), Arc::clone(&obj), phase)
+            .with_events(delivery.as_ref().map(|d| Arc::clone(&d.events)));
         let Some(run) = self.handlers.run(phase, Arc::clone(&obj), ctx.clone()) else {
             return Ok(Done::Wait);
         };
@@ -413,6 +440,7 @@ impl<K: Autopilot> Reconciler<K> {
                     status.fields = fields;
                 }
                 self.store(&obj, key, &old, &status, report).await?;
+                self.acknowledge(oref, delivery.as_ref());
                 Ok(match recheck {
                     Recheck::After(d) => Done::After(d),
                     Recheck::WorkInterval => Done::After(self.work_interval),
@@ -422,6 +450,9 @@ impl<K: Autopilot> Reconciler<K> {
             Ok(done) => {
                 self.failures.succeeded(oref);
                 self.remove_finalizer(&obj).await?;
+                if let Some(inbox) = &self.inbox {
+                    inbox.forget(oref);
+                }
                 let message = done.message().map(str::to_owned);
                 info!(%phase, "cleanup finished, finalizer removed");
                 report.transitions.push((from, phase, message));
@@ -573,6 +604,9 @@ impl<K: Autopilot> Reconciler<K> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|oref, _| present(oref));
+        if let Some(inbox) = &self.inbox {
+            inbox.sweep();
+        }
     }
 
     /// Whether `obj` predates our last status write (the watch has not delivered it yet).
