@@ -2,8 +2,9 @@
 //!
 //! - No cluster configured: runs the embedded demo (in-process API server, synthetic traffic, a real
 //!   Prometheus) and exits when both rollouts are done.
-//! - `KUBECONFIG` set, `--kubeconfig FILE` given, or running in a pod: runs as an operator against
-//!   that cluster, configured like every autopilot operator (flags, `AUTOPILOT_*`, a YAML file).
+//! - A kubeconfig named (`--kubeconfig`, `AUTOPILOT_KUBECONFIG`, `kubeconfig:` in the config file, or
+//!   `KUBECONFIG`) or running in a pod: runs as an operator against that cluster, configured like every
+//!   autopilot operator (flags, `AUTOPILOT_*`, a YAML file).
 //!
 //! ```sh
 //! cargo run --example canary                                   # the demo
@@ -22,8 +23,7 @@ use autopilot_metrics::{ClientOptions, PrometheusClient};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|arg| arg == "--print-crd") {
+    if std::env::args().any(|arg| arg == "--print-crd") {
         use kube::CustomResourceExt;
         print!(
             "{}",
@@ -31,36 +31,13 @@ async fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let kubeconfig = match args.iter().position(|arg| arg == "--kubeconfig") {
-        Some(at) if at + 1 < args.len() => {
-            let path = args.remove(at + 1);
-            args.remove(at);
-            Some(path)
-        }
-        _ => None,
-    };
+    let config = OperatorConfig::load()?;
     let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
-    if kubeconfig.is_none() && std::env::var_os("KUBECONFIG").is_none() && !in_cluster {
+    if config.kubeconfig.is_none() && std::env::var_os("KUBECONFIG").is_none() && !in_cluster {
         return run_demo().await;
     }
-
-    let file = std::env::var("AUTOPILOT_CONFIG")
-        .ok()
-        .map(std::fs::read_to_string)
-        .transpose()?;
-    let config =
-        OperatorConfig::from_sources(file.as_deref(), |name| std::env::var(name).ok(), args)?;
     autopilot::observability::init_logging(&config.log)?;
-    let client = match kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
-            let options = kube::config::KubeConfigOptions::default();
-            kube::Client::try_from(
-                kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?,
-            )?
-        }
-        None => kube::Client::try_default().await?,
-    };
+    let client = config.client().await?;
     let mesh: MeshProvider = config.mesh_provider.to_string().parse()?;
     let mut options = RouterOptions::default();
     // Gateway API routes attach to the Gateway named by CANARY_GATEWAY (`namespace/name`).

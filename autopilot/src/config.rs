@@ -20,9 +20,13 @@
 //! # Ok::<(), autopilot::config::ConfigError>(())
 //! ```
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Arg, ArgAction, Command};
+use kube::{
+    Client,
+    config::{KubeConfigOptions, Kubeconfig, KubeconfigError},
+};
 
 pub use autopilot_mesh::MeshProvider;
 
@@ -65,9 +69,29 @@ pub enum ConfigError {
     Flags(#[from] clap::Error),
 }
 
+/// Errors connecting to the cluster the configuration names ([`OperatorConfig::client`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The kubeconfig file cannot be read or does not describe a usable cluster.
+    #[error("using kubeconfig {}", path.display())]
+    Kubeconfig {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: KubeconfigError,
+    },
+    /// No client could be built (from the file, or from the environment without one).
+    #[error("connecting to the Kubernetes API")]
+    Client(#[source] kube::Error),
+}
+
 /// The operator's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperatorConfig {
+    /// The kubeconfig file to connect with; `None` uses the environment (`KUBECONFIG`, `~/.kube/config`,
+    /// or the pod's service account).
+    pub kubeconfig: Option<PathBuf>,
     /// The mesh whose routing is driven.
     pub mesh_provider: MeshProvider,
     /// Base URL of the Prometheus HTTP API.
@@ -93,6 +117,7 @@ pub struct OperatorConfig {
 impl Default for OperatorConfig {
     fn default() -> Self {
         Self {
+            kubeconfig: None,
             mesh_provider: MeshProvider::Istio,
             prometheus_url: "http://prometheus.istio-system:9090".into(),
             watch_namespace: None,
@@ -110,6 +135,7 @@ impl Default for OperatorConfig {
 /// Every setting, with its name in each source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Key {
+    Kubeconfig,
     MeshProvider,
     PrometheusUrl,
     WatchNamespace,
@@ -128,7 +154,8 @@ enum Key {
 }
 
 impl Key {
-    const ALL: [Self; 15] = [
+    const ALL: [Self; 16] = [
+        Self::Kubeconfig,
         Self::MeshProvider,
         Self::PrometheusUrl,
         Self::WatchNamespace,
@@ -149,6 +176,12 @@ impl Key {
     /// (file path, flag, environment variable, help)
     fn names(self) -> (&'static str, &'static str, &'static str, &'static str) {
         match self {
+            Self::Kubeconfig => (
+                "kubeconfig",
+                "kubeconfig",
+                "AUTOPILOT_KUBECONFIG",
+                "kubeconfig file (default: KUBECONFIG, ~/.kube/config or in-cluster)",
+            ),
             Self::MeshProvider => (
                 "meshProvider",
                 "mesh-provider",
@@ -365,6 +398,9 @@ impl OperatorConfig {
 
     fn from_layers(l: &Layers) -> Result<Self, ConfigError> {
         let mut c = Self::default();
+        if let Some(v) = l.parse(Key::Kubeconfig, parse_path)? {
+            c.kubeconfig = v;
+        }
         if let Some(v) = l.parse(Key::MeshProvider, |s| {
             s.parse::<MeshProvider>().map_err(|e| e.to_string())
         })? {
@@ -417,6 +453,40 @@ impl OperatorConfig {
         }
         c.check_lease_timing(l)?;
         Ok(c)
+    }
+
+    /// A kube client for the cluster this configuration names: the [`kubeconfig`](Self::kubeconfig) file
+    /// (its current context) when set, otherwise the environment as `kube::Client::try_default` reads it.
+    ///
+    /// ```
+    /// use autopilot::config::{ConnectError, OperatorConfig};
+    ///
+    /// # tokio::runtime::Runtime::new()?.block_on(async {
+    /// let config = OperatorConfig::from_sources(None, |_| None, ["op", "--kubeconfig", "/nowhere/config"])?;
+    /// let Err(error) = config.client().await else { panic!("there is no such file") };
+    /// assert!(matches!(&error, ConnectError::Kubeconfig { path, .. } if path.ends_with("nowhere/config")));
+    /// # Ok::<(), anyhow::Error>(())
+    /// # })?;
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConnectError::Kubeconfig`] when the file is unusable; [`ConnectError::Client`] when no client can
+    /// be built.
+    pub async fn client(&self) -> Result<Client, ConnectError> {
+        let Some(path) = &self.kubeconfig else {
+            return Client::try_default().await.map_err(ConnectError::Client);
+        };
+        let unusable = |source| ConnectError::Kubeconfig {
+            path: path.clone(),
+            source,
+        };
+        let kubeconfig = Kubeconfig::read_from(path).map_err(unusable)?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .map_err(unusable)?;
+        Client::try_from(config).map_err(ConnectError::Client)
     }
 
     /// The Lease settings must be usable (retry period < renew deadline < lease duration).
@@ -542,6 +612,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("`{text}` must be longer than zero"));
     }
     Ok(total)
+}
+
+fn parse_path(text: &str) -> Result<Option<PathBuf>, String> {
+    Ok((!text.is_empty()).then(|| PathBuf::from(text)))
 }
 
 fn parse_url(text: &str) -> Result<String, String> {
@@ -731,6 +805,22 @@ leaderElection:
             flags(&["--mesh", "istio"]),
             Err(ConfigError::Flags(_))
         ));
+    }
+
+    #[test]
+    fn the_kubeconfig_comes_from_every_source() {
+        let file = "kubeconfig: /etc/file\n";
+        let env = |name: &str| (name == "AUTOPILOT_KUBECONFIG").then(|| "/etc/env".to_owned());
+        let path = |c: OperatorConfig| c.kubeconfig.map(|p| p.display().to_string());
+        let from_file = OperatorConfig::from_yaml(file).unwrap();
+        assert_eq!(path(from_file).as_deref(), Some("/etc/file"));
+        let from_env = OperatorConfig::from_sources(Some(file), env, ["op"]).unwrap();
+        assert_eq!(path(from_env).as_deref(), Some("/etc/env"));
+        let from_flag =
+            OperatorConfig::from_sources(Some(file), env, ["op", "--kubeconfig", "/etc/flag"])
+                .unwrap();
+        assert_eq!(path(from_flag).as_deref(), Some("/etc/flag"));
+        assert_eq!(flags(&[]).unwrap().kubeconfig, None);
     }
 
     #[test]

@@ -63,9 +63,9 @@ use reconcile::Reconciler;
 /// Errors starting the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    /// No kube client could be built from the environment (kubeconfig or in-cluster).
-    #[error("connecting to the Kubernetes API")]
-    Client(#[source] kube::Error),
+    /// No kube client could be built from the configuration's kubeconfig or the environment.
+    #[error("connecting to the cluster")]
+    Connect(#[source] crate::config::ConnectError),
     /// The production wrapper (probe server, leader election, signals) failed.
     #[error("operator process")]
     Process(#[source] Box<crate::shutdown::ProcessError>),
@@ -186,15 +186,16 @@ impl<K: Autopilot> Operator<K> {
         }
     }
 
-    /// An operator for `K` with a client from the environment (kubeconfig or in-cluster service account).
+    /// An operator for `K` with a client for the cluster the configuration names
+    /// ([`OperatorConfig::client`]: its kubeconfig file, or the environment).
     ///
     /// # Errors
-    /// [`RuntimeError::Client`] when no client can be configured.
+    /// [`RuntimeError::Connect`] when no client can be configured.
     pub async fn try_default(
         config: OperatorConfig,
         handlers: impl Handlers<K>,
     ) -> Result<Self, RuntimeError> {
-        let client = Client::try_default().await.map_err(RuntimeError::Client)?;
+        let client = config.client().await.map_err(RuntimeError::Connect)?;
         Ok(Self::new(client, config, handlers))
     }
 
