@@ -213,8 +213,9 @@ impl<K: Autopilot> Context<K> {
     /// yet, oldest first; empty when the object was woken by anything else.
     ///
     /// An event is removed only once a handler run that saw it has returned `Ok` and the status is stored:
-    /// after a handler error, a failed status write or a crash, the retry sees it again (together with any
-    /// that arrived since). Handlers should act idempotently on them, as on everything else.
+    /// after a handler error or panic, or a failed status write, the retry sees it again (together with any
+    /// that arrived since). Events live in the operator's memory and do not survive a restart. Handlers
+    /// should act idempotently on them, as on everything else.
     ///
     /// ```
     /// use std::sync::Arc;

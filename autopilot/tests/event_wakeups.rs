@@ -28,7 +28,8 @@ struct Run {
     failed: bool,
 }
 
-/// The Waiting handler's runs; an event whose data says `"fail": true` fails the first run that sees it.
+/// The Waiting handler's runs; an event whose data says `"fail": "error"` (or `"panic"`) makes the first run
+/// that sees it return an error (or panic).
 #[derive(Default)]
 struct Runs {
     runs: Mutex<Vec<Run>>,
@@ -56,30 +57,22 @@ impl Runs {
             .collect()
     }
 
-    fn waiting(
-        &self,
-        canary: &Canary,
-        ctx: &Context<Canary>,
-    ) -> Result<Transition<CanaryPhase>, BoxError> {
+    /// Records a run; `Some((how, event id))` when it is to fail.
+    fn waiting(&self, canary: &Canary, ctx: &Context<Canary>) -> Option<(String, String)> {
         let events = ctx.events().to_vec();
-        let failing = events.iter().find(|e| {
-            e.data["fail"] == true && {
-                let mut failures = self.failures.lock().unwrap();
-                let seen = failures.entry(e.id.clone()).or_default();
-                *seen += 1;
-                *seen == 1
-            }
+        let failing = events.iter().find_map(|e| {
+            let how = e.data["fail"].as_str()?;
+            let mut failures = self.failures.lock().unwrap();
+            let seen = failures.entry(e.id.clone()).or_default();
+            *seen += 1;
+            (*seen == 1).then(|| (how.to_owned(), e.id.clone()))
         });
-        let failed = failing.is_some();
         self.runs.lock().unwrap().push(Run {
             canary: canary.name_any(),
-            events: events.clone(),
-            failed,
+            events,
+            failed: failing.is_some(),
         });
-        match failing {
-            Some(event) => Err(format!("cannot handle event {} yet", event.id).into()),
-            None => Ok(Transition::stay_for(AN_HOUR)),
-        }
+        failing
     }
 }
 
@@ -96,8 +89,14 @@ fn handlers(
     CanaryHandlers {
         initializing: moving_to(CanaryPhase::Waiting),
         waiting: move |canary: Arc<Canary>, ctx: Context<Canary>| {
-            let result = runs.waiting(&canary, &ctx);
-            async move { result }
+            let failing = runs.waiting(&canary, &ctx);
+            async move {
+                match failing {
+                    Some((how, id)) if how == "panic" => panic!("cannot handle event {id}"),
+                    Some((_, id)) => Err(format!("cannot handle event {id} yet").into()),
+                    None => Ok::<_, BoxError>(Transition::stay_for(AN_HOUR)),
+                }
+            }
         },
         evaluating: moving_to(CanaryPhase::Succeeded),
         terminating: moving_to(CanaryPhase::Succeeded),
@@ -271,6 +270,29 @@ async fn a_signed_github_webhook_wakes_the_canary_of_its_repository_and_a_forged
     );
 }
 
+/// An event for epsilon whose data is `data`.
+fn alert(id: &str, data: serde_json::Value) -> ExternalEvent {
+    ExternalEvent {
+        source: "/alerts".into(),
+        kind: "alert".into(),
+        id: id.into(),
+        subject: Some("default/epsilon".into()),
+        time: None,
+        data,
+    }
+}
+
+/// Waits until a run of epsilon that saw event `id` succeeded; returns whether each run that saw it failed.
+async fn handled(runs: &Runs, id: &str) -> Vec<bool> {
+    wait_for(&format!("a successful run to see event {id}"), || async {
+        let saw = runs.saw("epsilon", id);
+        saw.iter()
+            .any(|r| !r.failed)
+            .then(|| saw.iter().map(|r| r.failed).collect())
+    })
+    .await
+}
+
 #[tokio::test]
 async fn an_event_the_handler_fails_on_is_seen_again_on_the_retry() {
     let (_server, client) = server().await;
@@ -279,51 +301,27 @@ async fn an_event_the_handler_fails_on_is_seen_again_on_the_retry() {
     settled(&client, &runs, &[("epsilon", "web")]).await;
 
     events
-        .send(ExternalEvent {
-            source: "/alerts".into(),
-            kind: "alert".into(),
-            id: "a-1".into(),
-            subject: Some("default/epsilon".into()),
-            time: None,
-            data: json!({"fail": true}),
-        })
+        .send(alert("a-1", json!({"fail": "error"})))
         .await
         .unwrap();
-    wait_for("a successful run to see event a-1", || async {
-        runs.saw("epsilon", "a-1")
-            .iter()
-            .any(|r| !r.failed)
-            .then_some(())
-    })
-    .await;
-    let saw: Vec<bool> = runs
-        .saw("epsilon", "a-1")
-        .iter()
-        .map(|r| r.failed)
-        .collect();
     assert_eq!(
-        saw,
+        handled(&runs, "a-1").await,
         [true, false],
         "failed once, then seen again and handled"
     );
 
-    // Handled: the next wake-up no longer shows it.
+    // A panicking handler keeps its events too; the handled a-1 is not shown again.
     events
-        .send(ExternalEvent {
-            source: "/alerts".into(),
-            kind: "alert".into(),
-            id: "a-2".into(),
-            subject: Some("default/epsilon".into()),
-            time: None,
-            data: json!({}),
-        })
+        .send(alert("a-2", json!({"fail": "panic"})))
         .await
         .unwrap();
-    wait_for("epsilon to see event a-2", || async {
-        (!runs.saw("epsilon", "a-2").is_empty()).then_some(())
-    })
-    .await;
-    let last = runs.saw("epsilon", "a-2");
-    let ids: Vec<&str> = last[0].events.iter().map(|e| e.id.as_str()).collect();
-    assert_eq!(ids, ["a-2"]);
+    assert_eq!(
+        handled(&runs, "a-2").await,
+        [true, false],
+        "panicked once, then seen again and handled"
+    );
+    for run in runs.saw("epsilon", "a-2") {
+        let ids: Vec<&str> = run.events.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["a-2"]);
+    }
 }

@@ -1,9 +1,9 @@
 //! Per-object inboxes: external events mapped to an object wait here for its next handler run.
 //!
-//! An event stays until a handler run that saw it has finished and its status is stored, so an error or a
-//! crash in between shows it again on the retry. Each inbox keeps at most `limit` events (the oldest go
-//! first); inboxes of objects that left the cache are dropped, and so is an inbox whose object was deleted
-//! and re-created under the same name (its events concerned the old one).
+//! An event stays until a handler run that saw it has returned `Ok` and its status is stored, so an error
+//! or a panic in between shows it again on the retry. Inboxes live in memory only. Each keeps at most
+//! `limit` events (the oldest go first); inboxes of objects that left the cache are dropped, and so is an
+//! inbox whose object was deleted and re-created under the same name (its events concerned the old one).
 
 use std::{
     collections::{HashMap, VecDeque},

@@ -12,11 +12,13 @@
 //!    progress, if any, and after the backoff of a failing object;
 //! 3. its handler sees every event in its inbox through [`Context::events`](crate::Context::events);
 //! 4. once the handler has returned `Ok` and the status is stored, the events it saw leave the inbox. A
-//!    handler error, a failed status write or a crash leaves them, so the retry sees them again.
+//!    handler error or panic, or a failed status write, leaves them, so the retry sees them again.
 //!
-//! Inboxes of deleted objects are dropped, and an object in a final phase, which runs no handler, drops
-//! its events. The runtime reads events only once the cache holds the first list; until then the channel
-//! fills and the HTTP receivers answer `503` so senders retry.
+//! Inboxes live in the operator's memory: a restarted process has lost them (it reconciles every object
+//! when it starts, without their events), so senders that must not lose an event need their own
+//! redelivery. Inboxes of deleted objects are dropped, and an object in a final phase, which runs no handler, drops
+//! its events. The runtime reads events only once the cache holds the first list, and under leader election
+//! only on the leader; until then the channel fills and the HTTP receivers answer `503` so senders retry.
 //!
 //! Every receiver is an axum [`Router`](axum::Router) to mount wherever the operator serves HTTP:
 //!
