@@ -40,7 +40,8 @@ async fn lists_filter_by_labels_and_fields() {
         .list(&ListParams::default().labels("tier notin (web)"))
         .await
         .unwrap();
-    assert_eq!(names(not_web.items), vec!["b"]);
+    // `notin` also selects objects without the label, such as the namespace's root CA ConfigMap.
+    assert_eq!(names(not_web.items), vec!["b", "kube-root-ca.crt"]);
     let by_name = api
         .list(&ListParams::default().fields("metadata.name=c"))
         .await
@@ -69,9 +70,10 @@ async fn lists_page_with_limit_and_continue() {
             .await
             .unwrap();
     }
+    // Six objects: the five and the namespace's kube-root-ca.crt, last in name order.
     let first = api.list(&ListParams::default().limit(2)).await.unwrap();
     assert_eq!(names(first.items), vec!["a", "b"]);
-    assert_eq!(first.metadata.remaining_item_count, Some(3));
+    assert_eq!(first.metadata.remaining_item_count, Some(4));
     let token = first.metadata.continue_.unwrap();
     let second = api
         .list(&ListParams::default().limit(2).continue_token(&token))
@@ -87,7 +89,7 @@ async fn lists_page_with_limit_and_continue() {
         .list(&ListParams::default().limit(2).continue_token(&token))
         .await
         .unwrap();
-    assert_eq!(names(last.items), vec!["e"]);
+    assert_eq!(names(last.items), vec!["e", "kube-root-ca.crt"]);
     assert!(last.metadata.continue_.unwrap_or_default().is_empty());
 
     // Once history past the token's resourceVersion is compacted away, the token is too old.
@@ -118,11 +120,22 @@ async fn all_namespace_lists_span_namespaces() {
     }
     let all: Api<ConfigMap> = Api::all(server.client());
     let items = all.list(&ListParams::default()).await.unwrap().items;
-    let namespaces: Vec<String> = items
+    let keys: Vec<(String, String)> = items
         .into_iter()
-        .filter_map(|c| c.metadata.namespace)
+        .map(|c| (c.metadata.namespace.unwrap(), c.metadata.name.unwrap()))
         .collect();
-    assert_eq!(namespaces, vec!["default", "kube-system"]);
+    let key = |ns: &str, name: &str| (ns.to_string(), name.to_string());
+    assert_eq!(
+        keys,
+        vec![
+            key("default", "kube-root-ca.crt"),
+            key("default", "same"),
+            key("kube-node-lease", "kube-root-ca.crt"),
+            key("kube-public", "kube-root-ca.crt"),
+            key("kube-system", "kube-root-ca.crt"),
+            key("kube-system", "same"),
+        ]
+    );
 }
 
 #[tokio::test]

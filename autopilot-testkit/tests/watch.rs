@@ -168,7 +168,7 @@ async fn streaming_lists_send_initial_events_then_a_marked_bookmark() {
             _ => {}
         }
     }
-    assert_eq!(initial, vec!["a"]);
+    assert_eq!(initial, vec!["a", "kube-root-ca.crt"]);
     created(&api, "b").await;
     loop {
         if let watcher::Event::Apply(cm) = next(&mut events).await.unwrap() {
