@@ -36,6 +36,7 @@ mod filter;
 mod http;
 mod meta;
 mod openapi;
+mod past;
 pub mod prometheus;
 mod registry;
 pub mod selector;

@@ -421,6 +421,36 @@ impl Store {
         Ok(subscription)
     }
 
+    /// The objects of `storage` (in `namespace` if given) now, and the kept changes to the collection after
+    /// `rv`, read at one instant; `None` when changes after `rv` are no longer kept.
+    pub fn current_and_changes_since(
+        &self,
+        storage: &str,
+        namespace: Option<&str>,
+        rv: u64,
+    ) -> Option<(Vec<Stored>, Vec<Arc<Change>>)> {
+        let inner = self.lock();
+        if rv < inner.compacted {
+            return None;
+        }
+        let objects = inner
+            .collections
+            .get(storage)
+            .into_iter()
+            .flat_map(|c| c.iter())
+            .filter(|(key, _)| namespace.is_none_or(|ns| key.0 == ns))
+            .map(|(_, stored)| stored.clone())
+            .collect();
+        let start = inner.history.partition_point(|c| c.rv <= rv);
+        let changes = inner
+            .history
+            .range(start..)
+            .filter(|c| &*c.storage == storage)
+            .cloned()
+            .collect();
+        Some((objects, changes))
+    }
+
     /// Whether changes after `rv` are still kept (a list continued at `rv` is still consistent enough).
     pub fn is_compacted(&self, rv: u64) -> bool {
         rv < self.lock().compacted

@@ -1,5 +1,6 @@
 //! The HTTP face of the server: routing, request bodies, fault injection and `Status` error responses.
 
+mod list;
 mod negotiate;
 mod path;
 mod resources;

@@ -6,20 +6,19 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
-use base64::Engine;
 use serde_json::{Value, json};
 
 use super::negotiate::{self, Representation, negotiate};
 use super::path::ResourcePath;
 use super::scale::{scale_of, write_scale};
-use super::{AppState, Query, json_bytes, watch};
+use super::{AppState, Query, json_bytes, list, watch};
 use crate::cluster::key;
 use crate::conversion::to_view;
 use crate::filter::Filter;
 use crate::meta::Part;
 use crate::registry::ResourceType;
 use crate::status::{self, ApiError};
-use crate::store::{Key, Stored};
+use crate::store::Stored;
 use crate::write::{DeleteParams, Patch, PatchKind, Propagation, WriteParams};
 
 /// One resource request.
@@ -78,10 +77,11 @@ pub async fn handle(call: Call<'_>) -> Result<Response, ApiError> {
             .is_some_and(|v| v == "true" || v == "1");
     match (call.method, path.name.as_deref()) {
         (&Method::GET, None) if endpoint == Endpoint::Main && watching => {
+            list::check_watch(call.query)?;
             watch::serve(call.state, resource, namespace, call.query, representation)
         }
         (&Method::GET, None) if endpoint == Endpoint::Main => {
-            list(&call, &resource, representation)
+            list::serve(&call, &resource, representation).await
         }
         (&Method::GET, Some(name)) if !watching => {
             let stored = cluster
@@ -152,7 +152,13 @@ pub async fn handle(call: Call<'_>) -> Result<Response, ApiError> {
             }
             Ok(json_bytes(
                 StatusCode::OK,
-                list_body(&resource, cluster.store.resource_version(), None, 0, &items),
+                list::list_body(
+                    &resource,
+                    cluster.store.resource_version(),
+                    None,
+                    None,
+                    &items,
+                ),
             ))
         }
         _ => Err(ApiError::method_not_allowed()),
@@ -397,118 +403,4 @@ fn delete_params(query: &Query, body: &Bytes) -> Result<DeleteParams, ApiError> 
         uid: precondition("uid"),
         resource_version: precondition("resourceVersion"),
     })
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct ContinueToken {
-    rv: u64,
-    start: Key,
-}
-
-fn list(
-    call: &Call<'_>,
-    resource: &ResourceType,
-    representation: Representation,
-) -> Result<Response, ApiError> {
-    let filter = selection(call.query, resource)?;
-    let store = &call.state.cluster.store;
-    let limit = match call.query.get("limit") {
-        Some(limit) => Some(
-            limit
-                .parse::<usize>()
-                .map_err(|_| ApiError::bad_request(format!("invalid limit {limit:?}")))?,
-        )
-        .filter(|l| *l > 0),
-        None => None,
-    };
-    let token = match call.query.get("continue").filter(|c| !c.is_empty()) {
-        Some(token) => {
-            let parsed = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(token)
-                .ok()
-                .and_then(|raw| serde_json::from_slice::<ContinueToken>(&raw).ok())
-                .ok_or_else(|| ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))?;
-            if store.is_compacted(parsed.rv) {
-                return Err(ApiError::expired(
-                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
-                ));
-            }
-            Some(parsed)
-        }
-        None => None,
-    };
-    let namespace = call.path.namespace.as_deref();
-    let page = store.list(
-        &resource.storage,
-        namespace,
-        token.as_ref().map(|t| &t.start),
-        limit,
-        |object| filter.matches(&to_view(resource, object)),
-    );
-    let rv = token.as_ref().map_or(page.rv, |t| t.rv);
-    let next = page.next.map(|start| {
-        let raw = serde_json::to_vec(&ContinueToken { rv, start }).unwrap_or_default();
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-    });
-    if representation != Representation::Object {
-        let mut list_meta = json!({ "resourceVersion": rv.to_string() });
-        if let Some(next) = next {
-            list_meta["continue"] = json!(next);
-            list_meta["remainingItemCount"] = json!(page.remaining);
-        }
-        let views: Vec<_> = page
-            .items
-            .iter()
-            .map(|s| to_view(resource, &s.object))
-            .collect();
-        let objects: Vec<&Value> = views.iter().map(|v| &**v).collect();
-        let body = match representation {
-            Representation::Table(include) => {
-                negotiate::table(resource, &objects, include, list_meta)
-            }
-            _ => negotiate::partial_metadata_list(&objects, list_meta),
-        };
-        let mut response = super::json(StatusCode::OK, &body);
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, representation.content_type(true));
-        return Ok(response);
-    }
-    let items: Vec<Bytes> = page.items.iter().map(|s| encoded(resource, s)).collect();
-    Ok(json_bytes(
-        StatusCode::OK,
-        list_body(resource, rv, next, page.remaining, &items),
-    ))
-}
-
-/// A `<Kind>List` body around already-encoded items.
-fn list_body(
-    resource: &ResourceType,
-    rv: u64,
-    next: Option<String>,
-    remaining: usize,
-    items: &[Bytes],
-) -> Bytes {
-    let mut metadata = json!({ "resourceVersion": rv.to_string() });
-    if let Some(next) = next {
-        metadata["continue"] = json!(next);
-        metadata["remainingItemCount"] = json!(remaining);
-    }
-    let head = format!(
-        "{{\"kind\":{},\"apiVersion\":{},\"metadata\":{},\"items\":[",
-        json!(resource.list_kind()),
-        json!(resource.api_version()),
-        metadata
-    );
-    let size = head.len() + items.iter().map(|i| i.len() + 1).sum::<usize>() + 2;
-    let mut body = Vec::with_capacity(size);
-    body.extend_from_slice(head.as_bytes());
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(item);
-    }
-    body.extend_from_slice(b"]}");
-    Bytes::from(body)
 }
