@@ -37,22 +37,22 @@ pub(super) fn on_change(cluster: &Cluster, change: &Change) {
     let (namespace, name) = (&change.key.0, &change.key.1);
     match (&*change.storage, change.event) {
         ("/namespaces", EventType::Added) => ensure(cluster, name),
-        ("/serviceaccounts", EventType::Deleted) if name == DEFAULT_SERVICE_ACCOUNT => {
-            if active(cluster, namespace) {
-                create_service_account(cluster, namespace);
-            }
+        ("/serviceaccounts", EventType::Deleted)
+            if name == DEFAULT_SERVICE_ACCOUNT && active(cluster, namespace) =>
+        {
+            create_service_account(cluster, namespace);
         }
-        ("/configmaps", EventType::Deleted) if name == ROOT_CA_CONFIG_MAP => {
-            if active(cluster, namespace) {
-                create_root_ca(cluster, namespace);
-            }
+        ("/configmaps", EventType::Deleted)
+            if name == ROOT_CA_CONFIG_MAP && active(cluster, namespace) =>
+        {
+            create_root_ca(cluster, namespace);
         }
-        ("/configmaps", EventType::Modified) if name == ROOT_CA_CONFIG_MAP => {
-            if !publishes_root_ca(&change.stored.object)
-                && !meta::is_deleting(&change.stored.object)
-            {
-                restore_root_ca(cluster, namespace);
-            }
+        ("/configmaps", EventType::Modified)
+            if name == ROOT_CA_CONFIG_MAP
+                && !publishes_root_ca(&change.stored.object)
+                && !meta::is_deleting(&change.stored.object) =>
+        {
+            restore_root_ca(cluster, namespace);
         }
         _ => {}
     }
