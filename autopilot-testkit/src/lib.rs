@@ -32,6 +32,7 @@ mod defaults;
 mod deployment_status;
 mod discovery;
 mod faults;
+pub mod field_validation;
 mod filter;
 mod http;
 mod meta;

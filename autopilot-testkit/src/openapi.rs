@@ -221,6 +221,41 @@ impl Document {
     }
 }
 
+/// The OpenAPI v3 schemas of the built-in kinds, with every definition they refer to.
+#[derive(Debug)]
+pub struct BuiltinSchemas {
+    /// Every definition by name (`io.k8s.api.apps.v1.Deployment`), as `$ref`s name them.
+    pub definitions: Map<String, Value>,
+    names: BTreeMap<(String, String), String>,
+}
+
+impl BuiltinSchemas {
+    /// The schema of the built-in kind `kind` of `group`.
+    pub fn schema(&self, group: &str, kind: &str) -> Option<&Value> {
+        self.names
+            .get(&(group.to_string(), kind.to_string()))
+            .and_then(|name| self.definitions.get(name))
+    }
+}
+
+/// The schemas of the built-in kinds, built once, on first use.
+pub fn builtin_schemas() -> &'static BuiltinSchemas {
+    static SCHEMAS: std::sync::OnceLock<BuiltinSchemas> = std::sync::OnceLock::new();
+    SCHEMAS.get_or_init(|| {
+        let mut generator = Dialect::OpenApi3.generator();
+        let mut names = BTreeMap::new();
+        for resource in crate::registry::builtins() {
+            if let Some(name) = builtin(&mut generator, &resource.group, &resource.kind) {
+                names.insert((resource.group, resource.kind), name);
+            }
+        }
+        BuiltinSchemas {
+            definitions: generator.take_definitions(true),
+            names,
+        }
+    })
+}
+
 /// `/openapi/v2`: every served resource in one Swagger 2.0 document.
 pub fn v2(registry: &Registry) -> Value {
     let mut document = Document::new(Dialect::Swagger2);

@@ -1,6 +1,7 @@
 //! `kubectl` against the `autopilot-apiserver` binary: apply a CRD and a custom resource from YAML,
 //! `get -o json`, `patch --type=merge`, `label`, `get --watch` seeing a change, and `delete`; apply an
-//! operator's install manifests (CRD, ServiceAccount, RBAC, Deployment).
+//! operator's install manifests (CRD, ServiceAccount, RBAC, Deployment); unknown fields refused by
+//! kubectl's default strict validation, or dropped with warnings.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
@@ -103,6 +104,20 @@ impl Kubectl {
             String::from_utf8_lossy(&output.stderr)
         );
         stdout
+    }
+
+    /// Runs a kubectl command that must fail; returns what it printed on stderr.
+    fn fail(&self, args: &[&str]) -> String {
+        let output = self.command(args).output().unwrap();
+        assert!(!output.status.success(), "kubectl {args:?} succeeded");
+        String::from_utf8_lossy(&output.stderr).to_string()
+    }
+
+    /// Writes `yaml` to `dir/name` and returns the file's path.
+    fn file(dir: &Path, name: &str, yaml: &str) -> String {
+        let file = dir.join(name);
+        std::fs::write(&file, yaml).unwrap();
+        file.to_str().unwrap().to_string()
     }
 
     fn apply(&self, dir: &Path, name: &str, yaml: &str) -> String {
@@ -307,4 +322,65 @@ fn kubectl_applies_an_operators_install_manifests() {
         .filter_map(serde_json::Value::as_str)
         .collect();
     assert!(resources.contains(&"gadgets/status"), "{role}");
+}
+
+const DEPLOYMENT: &str = r"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: nginx}]
+";
+
+#[test]
+fn kubectl_validation_refuses_or_drops_unknown_fields() {
+    if !kubectl_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, kubectl) = kubectl_against_binary(dir.path());
+    let typo = DEPLOYMENT.replace("replicas: 1", "replicas: 1\n  replica: 2");
+    let file = Kubectl::file(dir.path(), "typo.yaml", &typo);
+
+    // kubectl validates strictly by default: the server refuses the unknown field.
+    let refused = kubectl.fail(&["apply", "-f", &file]);
+    let expected = r#"Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field "spec.replica""#;
+    assert!(refused.contains(expected), "{refused}");
+
+    // Warned about: created without it.
+    let output = kubectl
+        .command(&["apply", "--validate=warn", "-f", &file])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let warnings = String::from_utf8_lossy(&output.stderr);
+    let expected = r#"Warning: unknown field "spec.replica""#;
+    assert!(warnings.contains(expected), "{warnings}");
+    let stored: serde_json::Value =
+        serde_json::from_str(&kubectl.run(&["get", "deployment", "web", "-o", "json"])).unwrap();
+    assert!(stored["spec"].get("replica").is_none(), "{stored}");
+
+    // Applying again patches the object: still strict.
+    let container_typo = typo.replace("image: nginx}", "image: nginx, imageTag: latest}");
+    let file = Kubectl::file(dir.path(), "typo.yaml", &container_typo);
+    let refused = kubectl.fail(&["apply", "-f", &file]);
+    let expected = r#"unknown field "spec.template.spec.containers[0].imageTag""#;
+    assert!(
+        refused.contains("The request is invalid: patch: Invalid value: ")
+            && refused.contains(expected),
+        "{refused}"
+    );
+
+    // Custom resources are held to their CRD's schema.
+    kubectl.apply(dir.path(), "crd.yaml", CRD);
+    let colour = WIDGET.replace("color: blue", "colour: blue");
+    let file = Kubectl::file(dir.path(), "widget.yaml", &colour);
+    let refused = kubectl.fail(&["apply", "-f", &file]);
+    let expected = r#"Widget in version "v1" cannot be handled as a Widget: strict decoding error: unknown field "spec.colour""#;
+    assert!(refused.contains(expected), "{refused}");
 }

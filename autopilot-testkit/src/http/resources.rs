@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
@@ -14,6 +14,7 @@ use super::scale::{scale_of, write_scale};
 use super::{AppState, Query, json_bytes, list, watch};
 use crate::cluster::key;
 use crate::conversion::to_view;
+use crate::field_validation;
 use crate::filter::Filter;
 use crate::meta::Part;
 use crate::registry::ResourceType;
@@ -96,18 +97,22 @@ pub async fn handle(call: Call<'_>) -> Result<Response, ApiError> {
         (&Method::POST, None)
             if endpoint == Endpoint::Main && (namespace.is_some() || !resource.namespaced) =>
         {
-            let body = parse_body(call.headers, &call.body, &resource)?;
+            let mut body = parse_body(call.headers, &call.body, &resource)?;
+            let warnings = unknown_fields(call.query, &resource, &mut body, "CreateOptions")?;
             let stored = cluster.create(&resource, namespace, body, &params)?;
             respond(&resource, endpoint, StatusCode::CREATED, &stored)
+                .map(|response| warn(response, &warnings))
         }
         (&Method::PUT, Some(name)) => {
-            let body = parse_body(call.headers, &call.body, &resource)?;
+            let mut body = parse_body(call.headers, &call.body, &resource)?;
+            let warnings = unknown_fields(call.query, &resource, &mut body, "UpdateOptions")?;
             let stored = match endpoint {
                 Endpoint::Main => {
                     let (stored, created) =
                         cluster.put(&resource, namespace, name, body, &params)?;
                     if created {
-                        return respond(&resource, endpoint, StatusCode::CREATED, &stored);
+                        return respond(&resource, endpoint, StatusCode::CREATED, &stored)
+                            .map(|response| warn(response, &warnings));
                     }
                     stored
                 }
@@ -118,6 +123,7 @@ pub async fn handle(call: Call<'_>) -> Result<Response, ApiError> {
                 Endpoint::Finalize => finalize(&call, &resource, name, body, &params)?,
             };
             respond(&resource, endpoint, StatusCode::OK, &stored)
+                .map(|response| warn(response, &warnings))
         }
         (&Method::PATCH, Some(name)) if endpoint != Endpoint::Finalize => {
             patch(&call, &resource, name, endpoint, &params)
@@ -169,6 +175,33 @@ pub async fn handle(call: Call<'_>) -> Result<Response, ApiError> {
 pub fn selection(query: &Query, resource: &ResourceType) -> Result<Filter, ApiError> {
     let get = |name: &str| query.get(name).map(String::as_str);
     Filter::parse(resource, get("labelSelector"), get("fieldSelector"))
+}
+
+/// Drops the body's unknown fields as the `fieldValidation` parameter asks (nothing when it is absent);
+/// returns the warnings to send.
+fn unknown_fields(
+    query: &Query,
+    resource: &ResourceType,
+    body: &mut Value,
+    options: &'static str,
+) -> Result<Vec<String>, ApiError> {
+    let value = query.get("fieldValidation").map(String::as_str);
+    match field_validation::directive(value, options)? {
+        Some(directive) => {
+            field_validation::check(resource, body, directive, options == "PatchOptions")
+        }
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Adds a `Warning` header per message, as the server sends them.
+fn warn(mut response: Response, warnings: &[String]) -> Response {
+    for warning in warnings {
+        if let Ok(value) = HeaderValue::from_str(&format!("299 - {warning:?}")) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
 }
 
 /// The `fieldManager` parameter, or (as the server does) the user agent up to its first `/`.
@@ -246,12 +279,18 @@ fn patch(
             return Err(ApiError::unsupported_media_type(other, &accepted));
         }
     };
-    let patch: Value = match kind {
+    let mut patch: Value = match kind {
         PatchKind::Apply { .. } => serde_json::from_slice(&call.body)
             .or_else(|_| serde_saphyr::from_slice(&call.body))
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?,
         _ => serde_json::from_slice(&call.body)
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
+    };
+    let warnings = match kind {
+        PatchKind::Merge | PatchKind::Strategic if endpoint == Endpoint::Main => {
+            unknown_fields(call.query, resource, &mut patch, "PatchOptions")?
+        }
+        _ => Vec::new(),
     };
     let cluster = &call.state.cluster;
     let namespace = call.path.namespace.as_deref();
@@ -289,7 +328,7 @@ fn patch(
             )?
         }
     };
-    respond(resource, endpoint, StatusCode::OK, &stored)
+    respond(resource, endpoint, StatusCode::OK, &stored).map(|response| warn(response, &warnings))
 }
 
 /// `PUT namespaces/{name}/finalize`: replaces `spec.finalizers`.
