@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Resource;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
@@ -12,7 +12,7 @@ use autopilot_testkit::ApiServer;
 
 mod common;
 
-use common::{config_map, created, eventually};
+use common::{config_map, created, created_namespace, eventually};
 
 fn owned_by(name: &str, owner: &ConfigMap, block: bool) -> ConfigMap {
     let mut dependent = config_map(name);
@@ -155,13 +155,7 @@ async fn deletecollection_removes_every_object_of_the_namespace() {
 #[tokio::test]
 async fn a_deleted_namespace_takes_its_content_along() {
     let server = ApiServer::start().await.unwrap();
-    let namespaces: Api<Namespace> = Api::all(server.client());
-    let namespace: Namespace =
-        serde_json::from_value(json!({ "metadata": { "name": "team" } })).unwrap();
-    namespaces
-        .create(&PostParams::default(), &namespace)
-        .await
-        .unwrap();
+    let namespaces = created_namespace(server.client(), "team").await;
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "team");
     created(&api, "a").await;
     namespaces

@@ -6,12 +6,12 @@
 
 mod common;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
 
 use autopilot_testkit::ApiServer;
-use common::eventually;
+use common::{created_namespace, eventually};
 
 const ROOT_CA: &str = "kube-root-ca.crt";
 
@@ -46,13 +46,7 @@ async fn a_fresh_server_has_the_default_objects_in_every_namespace() {
 #[tokio::test]
 async fn new_namespaces_get_them_and_they_come_back_when_removed() {
     let server = ApiServer::start().await.unwrap();
-    let namespaces: Api<Namespace> = Api::all(server.client());
-    let team: Namespace =
-        serde_json::from_value(json!({ "metadata": { "name": "team" } })).unwrap();
-    namespaces
-        .create(&PostParams::default(), &team)
-        .await
-        .unwrap();
+    let namespaces = created_namespace(server.client(), "team").await;
     let accounts: Api<ServiceAccount> = Api::namespaced(server.client(), "team");
     let config_maps: Api<ConfigMap> = Api::namespaced(server.client(), "team");
     eventually("the namespace gets its default objects", || async {

@@ -18,6 +18,10 @@ use serde_json::{Value, json};
 
 use autopilot_testkit::ApiServer;
 
+mod common;
+
+use common::column_names;
+
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, JsonSchema)]
 #[kube(
     group = "example.com",
@@ -138,13 +142,7 @@ async fn tables_use_the_crd_printer_columns() {
     )
     .await;
     assert_eq!(table["kind"], "Table");
-    let columns: Vec<&str> = table["columnDefinitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(columns, vec!["Name", "Size"]);
+    assert_eq!(column_names(&table), vec!["Name", "Size"]);
     assert_eq!(table["rows"][0]["cells"], json!(["w", 4]));
     let single = raw(
         &server,
@@ -155,13 +153,7 @@ async fn tables_use_the_crd_printer_columns() {
     assert_eq!(single["rows"][0]["cells"][0], "w");
 
     let plain = raw(&server, "/api/v1/namespaces", accept).await;
-    let columns: Vec<&str> = plain["columnDefinitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(columns, vec!["Name", "Status", "Age"]);
+    assert_eq!(column_names(&plain), vec!["Name", "Status", "Age"]);
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use autopilot_testkit::ApiServer;
 
 mod common;
 
-use common::api_error;
+use common::{api_error, created_namespace};
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, JsonSchema)]
 #[kube(
@@ -510,13 +510,7 @@ async fn put_creates_leases_but_not_config_maps() {
 #[tokio::test]
 async fn terminating_namespaces_refuse_new_content() {
     let server = ApiServer::start().await.unwrap();
-    let namespaces: Api<Namespace> = Api::all(server.client());
-    let namespace: Namespace =
-        serde_json::from_value(json!({ "metadata": { "name": "closing" } })).unwrap();
-    namespaces
-        .create(&PostParams::default(), &namespace)
-        .await
-        .unwrap();
+    let namespaces = created_namespace(server.client(), "closing").await;
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "closing");
     let mut held = config_map("held", "1");
     held.metadata.finalizers = Some(vec!["example.com/hold".into()]);

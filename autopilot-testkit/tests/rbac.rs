@@ -11,7 +11,7 @@ use kube::discovery::{Discovery, Scope};
 use serde_json::{Value, json};
 
 use autopilot_testkit::ApiServer;
-use common::api_error;
+use common::{api_error, column_names};
 
 fn object<T: serde::de::DeserializeOwned>(value: Value) -> T {
     serde_json::from_value(value).unwrap()
@@ -190,13 +190,7 @@ async fn rbac_objects_print_like_the_server_and_delete_with_a_status() {
         }
     };
     let roles = table("/apis/rbac.authorization.k8s.io/v1/clusterroles").await;
-    let columns: Vec<&str> = roles["columnDefinitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(columns, ["Name", "Created At"]);
+    assert_eq!(column_names(&roles), ["Name", "Created At"]);
     assert_eq!(roles["rows"][0]["cells"][0], "reader");
 
     let bindings: Api<ClusterRoleBinding> = Api::all(server.client());

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::core::Status;
 
 /// Bounds every wait so a broken feature fails instead of hanging; never a timing assertion.
@@ -24,6 +24,29 @@ pub async fn created(api: &kube::Api<ConfigMap>, name: &str) -> ConfigMap {
     api.create(&kube::api::PostParams::default(), &config_map(name))
         .await
         .expect("create succeeds")
+}
+
+/// Creates the namespace `name`; returns the API of namespaces.
+pub async fn created_namespace(client: kube::Client, name: &str) -> kube::Api<Namespace> {
+    let namespaces: kube::Api<Namespace> = kube::Api::all(client);
+    let namespace: Namespace =
+        serde_json::from_value(serde_json::json!({ "metadata": { "name": name } }))
+            .expect("a valid Namespace");
+    namespaces
+        .create(&kube::api::PostParams::default(), &namespace)
+        .await
+        .expect("create succeeds");
+    namespaces
+}
+
+/// The names of a server-side printed `Table`'s columns.
+pub fn column_names(table: &serde_json::Value) -> Vec<&str> {
+    table["columnDefinitions"]
+        .as_array()
+        .expect("a Table has column definitions")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect()
 }
 
 /// The `Status` of a failed request.
