@@ -12,7 +12,7 @@ use autopilot_testkit::ApiServer;
 
 mod common;
 
-use common::{config_map, created, created_namespace, eventually};
+use common::{config_map, created, created_namespace, eventually, namespace_deleted};
 
 fn owned_by(name: &str, owner: &ConfigMap, block: bool) -> ConfigMap {
     let mut dependent = config_map(name);
@@ -158,14 +158,7 @@ async fn a_deleted_namespace_takes_its_content_along() {
     let namespaces = created_namespace(server.client(), "team").await;
     let api: Api<ConfigMap> = Api::namespaced(server.client(), "team");
     created(&api, "a").await;
-    namespaces
-        .delete("team", &DeleteParams::default())
-        .await
-        .unwrap();
-    eventually("the namespace goes away", || async {
-        namespaces.get_opt("team").await.unwrap().is_none()
-    })
-    .await;
+    namespace_deleted(&namespaces, "team").await;
     assert!(
         api.list(&ListParams::default())
             .await

@@ -11,7 +11,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::json;
 
 use autopilot_testkit::ApiServer;
-use common::{created_namespace, eventually};
+use common::{created_namespace, eventually, namespace_deleted};
 
 const ROOT_CA: &str = "kube-root-ca.crt";
 
@@ -87,14 +87,7 @@ async fn new_namespaces_get_them_and_they_come_back_when_removed() {
     .await;
 
     // They go with their namespace.
-    namespaces
-        .delete("team", &DeleteParams::default())
-        .await
-        .unwrap();
-    eventually("the namespace goes away", || async {
-        namespaces.get_opt("team").await.unwrap().is_none()
-    })
-    .await;
+    namespace_deleted(&namespaces, "team").await;
     let params = ListParams::default();
     assert!(accounts.list(&params).await.unwrap().items.is_empty());
     assert!(config_maps.list(&params).await.unwrap().items.is_empty());

@@ -39,6 +39,22 @@ pub async fn created_namespace(client: kube::Client, name: &str) -> kube::Api<Na
     namespaces
 }
 
+/// Deletes the namespace `name` and waits until its content is gone and it is removed.
+pub async fn namespace_deleted(namespaces: &kube::Api<Namespace>, name: &str) {
+    namespaces
+        .delete(name, &kube::api::DeleteParams::default())
+        .await
+        .expect("delete succeeds");
+    eventually("the namespace goes away", || async {
+        namespaces
+            .get_opt(name)
+            .await
+            .expect("get succeeds")
+            .is_none()
+    })
+    .await;
+}
+
 /// The names of a server-side printed `Table`'s columns.
 pub fn column_names(table: &serde_json::Value) -> Vec<&str> {
     table["columnDefinitions"]
