@@ -18,10 +18,15 @@
 //! are never owned.
 
 mod fieldset;
+mod steady;
 
 use serde_json::{Map, Value};
 
-use fieldset::{FieldSet, Shape, compare, display_path, field_set, merge, remove_path};
+use std::sync::LazyLock;
+
+use fieldset::{
+    Comparison, FieldPath, FieldSet, Shape, compare, display_path, field_set, merge, remove_path,
+};
 
 /// The manager that inherits an object's fields when it is first applied to without any
 /// `managedFields`.
@@ -378,14 +383,15 @@ fn encode_entries(object: &mut Value, mut entries: Vec<Entry>) {
     }
 }
 
-fn never_owned() -> FieldSet {
+/// [`NEVER_OWNED`] as a field set.
+static NEVER_OWNED_SET: LazyLock<FieldSet> = LazyLock::new(|| {
     FieldSet(
         NEVER_OWNED
             .iter()
             .map(|p| p.iter().map(|s| s.to_string()).collect())
             .collect(),
     )
-}
+});
 
 /// The manager name the server records when a write names no `fieldManager`: the User-Agent up
 /// to its first `/`, printable characters only, cut after 128 bytes (`kubectl/v1.32.0 (linux)` →
@@ -512,13 +518,11 @@ pub fn apply_with_schema(req: ApplyRequest, schema: Option<&Value>) -> Result<Va
         let before = empty_like(live, shape.builtin);
         update_entries(
             &mut entries,
-            Some(&before),
-            live,
+            &compare(Some(&before), Some(live), &shape),
             BEFORE_FIRST_APPLY,
             None,
             req.now,
             req.api_version,
-            &shape,
         );
     }
 
@@ -541,7 +545,7 @@ pub fn apply_with_schema(req: ApplyRequest, schema: Option<&Value>) -> Result<Va
     let stale = last_set
         .with_named_parents()
         .difference(&owned)
-        .difference(&never_owned());
+        .difference(&NEVER_OWNED_SET);
     for path in &stale.0 {
         remove_path(&mut merged, path);
     }
@@ -572,7 +576,7 @@ pub fn apply_with_schema(req: ApplyRequest, schema: Option<&Value>) -> Result<Va
     }
 
     // A write that changes neither the object nor any ownership keeps the entry's time.
-    let fields = new_set.difference(&never_owned());
+    let fields = new_set.difference(&NEVER_OWNED_SET);
     let time = match &previous {
         Some(previous) if *live == merged && previous.fields == fields => previous.time.clone(),
         _ => Some(req.now.to_string()),
@@ -666,7 +670,42 @@ pub fn record_update_with_schema(
         .to_string();
     let shape = shape(api_version, &kind, schema);
     let sent = new.pointer("/metadata/managedFields").cloned();
-    let mut entries = match &sent {
+    let old_entries = old
+        .and_then(|o| o.pointer("/metadata/managedFields"))
+        .and_then(Value::as_array);
+    let empty = empty_like(new, shape.builtin);
+    let comparison = compare(Some(old.unwrap_or(&empty)), Some(new), &shape);
+    let keeps_entries = subresource.is_some()
+        || !matches!(&sent, Some(Value::Array(items)) if !items.is_empty() && Some(items) != old_entries);
+    if keeps_entries && let Some(old_entries) = old_entries.filter(|e| !e.is_empty()) {
+        let taken: Vec<&FieldPath> = comparison
+            .changed_paths()
+            .filter(|path| !NEVER_OWNED_SET.0.contains(*path))
+            .collect();
+        let own = (manager, api_version, subresource);
+        if let Some(entries) = steady::touch(old_entries, &comparison, &taken, own, now) {
+            if let Some(metadata) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                metadata.insert("managedFields".into(), Value::Array(entries));
+            }
+            return;
+        }
+    }
+    let own = (manager, api_version, subresource);
+    record_update_in_full(old, new, sent.as_ref(), &comparison, own, now);
+}
+
+/// The general bookkeeping of an Update: decode the entries, move the changed fields to the writer's
+/// entry, encode them again.
+fn record_update_in_full(
+    old: Option<&Value>,
+    new: &mut Value,
+    sent: Option<&Value>,
+    comparison: &Comparison,
+    own: (&str, &str, Option<&str>),
+    now: &str,
+) {
+    let (manager, api_version, subresource) = own;
+    let mut entries = match sent {
         // Subresource writes cannot change managedFields.
         _ if subresource.is_some() => decode_entries(old),
         Some(Value::Array(items)) if items.len() == 1 && items[0] == Value::Object(Map::new()) => {
@@ -682,16 +721,13 @@ pub fn record_update_with_schema(
         }
         _ => decode_entries(old),
     };
-    let empty = empty_like(new, shape.builtin);
     update_entries(
         &mut entries,
-        Some(old.unwrap_or(&empty)),
-        new,
+        comparison,
         manager,
         subresource,
         now,
         api_version,
-        &shape,
     );
     encode_entries(new, entries);
 }
@@ -713,15 +749,12 @@ fn empty_like(new: &Value, builtin: bool) -> Value {
 #[allow(clippy::too_many_arguments)]
 fn update_entries(
     entries: &mut Vec<Entry>,
-    old: Option<&Value>,
-    new: &Value,
+    comparison: &Comparison,
     manager: &str,
     subresource: Option<&str>,
     now: &str,
     api_version: &str,
-    shape: &Shape,
 ) {
-    let comparison = compare(old, Some(new), shape);
     let changed = comparison.changed();
     for entry in entries.iter_mut() {
         entry.fields = entry
@@ -729,7 +762,7 @@ fn update_entries(
             .difference(&changed)
             .difference(&comparison.removed);
     }
-    let taken = changed.difference(&never_owned());
+    let taken = changed.difference(&NEVER_OWNED_SET);
     if taken.is_empty() {
         return;
     }

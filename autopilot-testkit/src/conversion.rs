@@ -53,20 +53,22 @@ pub fn to_storage(resource: &ResourceType, mut object: Value) -> Value {
 
 /// A stored object as `resource` shows it.
 pub fn to_view<'a>(resource: &ResourceType, stored: &'a Value) -> Cow<'a, Value> {
-    let api_version = resource.api_version();
     match resource.conversion {
         Conversion::EventsV1 => {
             let mut object = stored.clone();
             rename(&mut object, EVENT_FIELDS.into_iter().map(|(a, b)| (b, a)));
-            object["apiVersion"] = json!(api_version);
+            object["apiVersion"] = json!(resource.api_version());
             Cow::Owned(object)
         }
         Conversion::Identity
-            if stored.get("apiVersion").and_then(Value::as_str) != Some(&api_version)
-                && resource.custom =>
+            if resource.custom
+                && !stored
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| resource.is_api_version(v)) =>
         {
             let mut object = stored.clone();
-            object["apiVersion"] = json!(api_version);
+            object["apiVersion"] = json!(resource.api_version());
             Cow::Owned(object)
         }
         Conversion::Identity => Cow::Borrowed(stored),

@@ -101,6 +101,16 @@ impl ResourceType {
         }
     }
 
+    /// Whether `api_version` names this type's group and version (without building the string).
+    pub fn is_api_version(&self, api_version: &str) -> bool {
+        if self.group.is_empty() {
+            return api_version == self.version;
+        }
+        api_version
+            .split_once('/')
+            .is_some_and(|(group, version)| group == self.group && version == self.version)
+    }
+
     /// Kind of lists of this type.
     pub fn list_kind(&self) -> String {
         format!("{}List", self.kind)

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use axum::body::Bytes;
 use serde_json::Value;
@@ -74,6 +74,29 @@ pub struct Change {
     pub stored: Stored,
     /// The object before the write (for modifications).
     pub previous: Option<Arc<Value>>,
+    /// The watch event line most watchers send for this change, encoded once for all of them.
+    line: OnceLock<Bytes>,
+}
+
+impl Change {
+    /// `{"type":…,"object":…}` plus newline, for a watcher that sees this change as `event` on the stored
+    /// object as is.
+    pub fn line(&self) -> Bytes {
+        self.line
+            .get_or_init(|| watch_line(self.event.as_str(), &self.stored.json))
+            .clone()
+    }
+}
+
+/// One watch event as a line of JSON.
+pub fn watch_line(kind: &str, object: &[u8]) -> Bytes {
+    let mut line = Vec::with_capacity(object.len() + kind.len() + 22);
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(kind.as_bytes());
+    line.extend_from_slice(b"\",\"object\":");
+    line.extend_from_slice(object);
+    line.extend_from_slice(b"}\n");
+    Bytes::from(line)
 }
 
 /// What a [`Store::mutate`] closure decided.
@@ -318,6 +341,7 @@ impl Store {
             key: key.clone(),
             stored: stored.clone(),
             previous: current.map(|c| c.object),
+            line: OnceLock::new(),
         });
         inner.record(change.clone());
         // No receivers is fine: nobody watches.

@@ -405,6 +405,11 @@ impl Comparison {
     pub(crate) fn changed(&self) -> FieldSet {
         self.added.union(&self.modified)
     }
+
+    /// Added and modified paths, without building a set.
+    pub(crate) fn changed_paths(&self) -> impl Iterator<Item = &FieldPath> {
+        self.added.0.iter().chain(&self.modified.0)
+    }
 }
 
 /// Compares two versions of an object path by path, as the field manager does for updates

@@ -510,3 +510,100 @@ fn list_items_without_their_key_are_refused() {
         "failed to create typed patch object (/v1, Kind=Pod): .spec.containers[name=\"a\"].ports: element 0: associative list with keys has an element that omits key field \"containerPort\" (and doesn't have default value)"
     );
 }
+
+/// Every update the in-place path answers must come out as the full bookkeeping would have it.
+#[test]
+fn steady_updates_match_the_full_bookkeeping() {
+    let config_map = |data: Value| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default"}, "data": data});
+    let record =
+        |old: Option<&Value>, mut new: Value, manager: &str, sub: Option<&str>, now: &str| {
+            let mut full = new.clone();
+            record_update(old, &mut new, manager, sub, now, "v1");
+            let shape = shape("v1", "ConfigMap", None);
+            let empty = empty_like(&full, true);
+            let comparison = compare(Some(old.unwrap_or(&empty)), Some(&full), &shape);
+            let sent = full.pointer("/metadata/managedFields").cloned();
+            record_update_in_full(
+                old,
+                &mut full,
+                sent.as_ref(),
+                &comparison,
+                (manager, "v1", sub),
+                now,
+            );
+            assert_eq!(new, full, "{manager} writing at {now}");
+            new
+        };
+    let with_entries = |object: &Value, data: Value| {
+        let mut next = config_map(data);
+        next["metadata"]["managedFields"] = object["metadata"]["managedFields"].clone();
+        next
+    };
+    let created = record(
+        None,
+        config_map(json!({"a": "1", "b": "1"})),
+        "ctl",
+        None,
+        T0,
+    );
+    // The creator changes its own field: only its time moves.
+    let own = record(
+        Some(&created),
+        with_entries(&created, json!({"a": "2", "b": "1"})),
+        "ctl",
+        None,
+        T1,
+    );
+    assert_eq!(entry(&own, "ctl", "Update").unwrap()["time"], T1);
+    // Another manager takes a field, then the creator changes the field it kept.
+    let taken = record(
+        Some(&own),
+        with_entries(&own, json!({"a": "3", "b": "1"})),
+        "other",
+        None,
+        "2024-01-01T00:02:00Z",
+    );
+    assert_eq!(entries(&taken).len(), 2);
+    let kept = record(
+        Some(&taken),
+        with_entries(&taken, json!({"a": "3", "b": "2"})),
+        "ctl",
+        None,
+        "2024-01-01T00:03:00Z",
+    );
+    assert_eq!(
+        entries(&kept)[1]["manager"],
+        "ctl",
+        "the latest writer sorts last"
+    );
+    // A no-op write, a removal of an owned field, and a subresource write.
+    let same = record(
+        Some(&kept),
+        with_entries(&kept, json!({"a": "3", "b": "2"})),
+        "ctl",
+        None,
+        "2024-01-01T00:04:00Z",
+    );
+    assert_eq!(entries(&same), entries(&kept));
+    let removed = record(
+        Some(&same),
+        with_entries(&same, json!({"a": "3"})),
+        "ctl",
+        None,
+        "2024-01-01T00:05:00Z",
+    );
+    assert!(
+        entries(&removed)
+            .iter()
+            .all(|e| e["fieldsV1"]["f:data"].get("f:b").is_none())
+    );
+    let mut status = with_entries(&removed, json!({"a": "3"}));
+    status["status"] = json!({"ready": true});
+    record(
+        Some(&removed),
+        status,
+        "ctl",
+        Some("status"),
+        "2024-01-01T00:06:00Z",
+    );
+}

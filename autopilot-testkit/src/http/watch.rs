@@ -39,15 +39,7 @@ struct Stream {
     done: bool,
 }
 
-fn event(kind: &str, object: &[u8]) -> Bytes {
-    let mut line = Vec::with_capacity(object.len() + 32);
-    line.extend_from_slice(b"{\"type\":\"");
-    line.extend_from_slice(kind.as_bytes());
-    line.extend_from_slice(b"\",\"object\":");
-    line.extend_from_slice(object);
-    line.extend_from_slice(b"}\n");
-    Bytes::from(line)
-}
+use crate::store::watch_line as event;
 
 fn bookmark(resource: &ResourceType, rv: u64, initial_end: bool) -> Bytes {
     let mut metadata =
@@ -96,6 +88,15 @@ impl Stream {
                 _ => return None,
             }
         };
+        if kind == change.event
+            && self.representation == Representation::Object
+            && matches!(
+                to_view(&self.resource, &change.stored.object),
+                std::borrow::Cow::Borrowed(_)
+            )
+        {
+            return Some(change.line());
+        }
         Some(event(kind.as_str(), &self.render(&change.stored)))
     }
 
@@ -103,8 +104,9 @@ impl Stream {
     /// writes to the connection far below the number of events.
     fn with_queued(&mut self, first: Bytes) -> Bytes {
         const MAX_CHUNK: usize = 64 * 1024;
-        let mut chunk: Option<Vec<u8>> = None;
-        while chunk.as_ref().map_or(first.len(), Vec::len) < MAX_CHUNK {
+        let mut size = first.len();
+        let mut lines = vec![first];
+        while size < MAX_CHUNK {
             let change = match self.receiver.try_recv() {
                 Ok(change) => change,
                 Err(broadcast::error::TryRecvError::Empty) => break,
@@ -116,12 +118,14 @@ impl Stream {
             };
             self.last_rv = change.rv;
             if let Some(line) = self.event_for(&change) {
-                chunk
-                    .get_or_insert_with(|| first.to_vec())
-                    .extend_from_slice(&line);
+                size += line.len();
+                lines.push(line);
             }
         }
-        chunk.map_or(first, Bytes::from)
+        match lines.as_slice() {
+            [only] => only.clone(),
+            _ => Bytes::from(lines.concat()),
+        }
     }
 
     /// An object as the client asked to see it.
