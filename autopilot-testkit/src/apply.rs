@@ -755,14 +755,22 @@ fn update_entries(
     now: &str,
     api_version: &str,
 ) {
-    let changed = comparison.changed();
-    for entry in entries.iter_mut() {
-        entry.fields = entry
-            .fields
-            .difference(&changed)
-            .difference(&comparison.removed);
+    if !entries.is_empty() {
+        let changed = comparison.changed();
+        for entry in entries.iter_mut() {
+            entry.fields = entry
+                .fields
+                .difference(&changed)
+                .difference(&comparison.removed);
+        }
     }
-    let taken = changed.difference(&NEVER_OWNED_SET);
+    let taken = FieldSet(
+        comparison
+            .changed_paths()
+            .filter(|path| !NEVER_OWNED_SET.0.contains(*path))
+            .cloned()
+            .collect(),
+    );
     if taken.is_empty() {
         return;
     }

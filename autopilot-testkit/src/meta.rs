@@ -111,8 +111,8 @@ pub fn prepare_update(
     part: Part,
 ) -> Result<(), FieldError> {
     if part == Part::Status {
-        let status = new.get("status").cloned();
-        let managed = new.pointer("/metadata/managedFields").cloned();
+        let status = new.as_object_mut().and_then(|map| map.remove("status"));
+        let managed = metadata_mut(new).remove("managedFields");
         *new = old.clone();
         match (status, new.as_object_mut()) {
             (Some(status), Some(map)) => {
@@ -136,7 +136,8 @@ pub fn prepare_update(
             None => map.remove("status"),
         };
     }
-    let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let no_meta = Value::Null;
+    let old_meta = old.get("metadata").unwrap_or(&no_meta);
     if is_deleting(old) {
         let old_finalizers = finalizers(old);
         if let Some(added) = finalizers(new)
@@ -174,24 +175,28 @@ pub fn prepare_update(
 }
 
 fn generation_changed(resource: &ResourceType, old: &Value, new: &Value) -> bool {
-    let field = |object: &Value, name: &str| object.get(name).cloned().unwrap_or(Value::Null);
     match resource.generation {
         GenerationPolicy::None => false,
-        GenerationPolicy::Spec => field(old, "spec") != field(new, "spec"),
+        GenerationPolicy::Spec => old.get("spec") != new.get("spec"),
         GenerationPolicy::SpecAndAnnotations => {
-            field(old, "spec") != field(new, "spec")
+            old.get("spec") != new.get("spec")
                 || old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations")
         }
         GenerationPolicy::Content => {
-            let content = |object: &Value| {
-                let mut map = object.as_object().cloned().unwrap_or_default();
-                map.remove("metadata");
-                if resource.status_subresource {
-                    map.remove("status");
-                }
-                map
-            };
-            content(old) != content(new)
+            fn content<'a>(
+                object: &'a Value,
+                status_apart: bool,
+            ) -> impl Iterator<Item = (&'a String, &'a Value)> {
+                object
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(move |(key, _)| {
+                        *key != "metadata" && !(status_apart && *key == "status")
+                    })
+            }
+            let status_apart = resource.status_subresource;
+            !content(old, status_apart).eq(content(new, status_apart))
         }
     }
 }

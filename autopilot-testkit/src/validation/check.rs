@@ -1,6 +1,7 @@
 //! Schema checks: the OpenAPI value validations, embedded-resource and list-type checks.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -8,8 +9,11 @@ use super::{FieldError, FieldErrorKind, go_float};
 
 /// A position in the object, rendered two ways: the OpenAPI validator joins map keys with dots
 /// (`spec.labels.foo`), apimachinery field paths put them in brackets (`spec.labels[foo]`).
+///
+/// Children share their parent's segments, so descending costs one small allocation and a path is only
+/// rendered when an error names it.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Path(Vec<Segment>);
+pub(super) struct Path(Option<Arc<(Path, Segment)>>);
 
 #[derive(Debug, Clone)]
 enum Segment {
@@ -32,25 +36,28 @@ impl Path {
     }
 
     fn with(&self, segment: Segment) -> Path {
-        let mut segments = self.0.clone();
-        segments.push(segment);
-        Path(segments)
+        Path(Some(Arc::new((self.clone(), segment))))
+    }
+
+    fn render_into(&self, keys_in_brackets: bool, out: &mut String) {
+        let Some(node) = &self.0 else { return };
+        let (parent, segment) = &**node;
+        parent.render_into(keys_in_brackets, out);
+        match segment {
+            Segment::Index(i) => out.push_str(&format!("[{i}]")),
+            Segment::Key(k) if keys_in_brackets => out.push_str(&format!("[{k}]")),
+            Segment::Field(name) | Segment::Key(name) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(name);
+            }
+        }
     }
 
     fn render(&self, keys_in_brackets: bool) -> String {
         let mut out = String::new();
-        for segment in &self.0 {
-            match segment {
-                Segment::Index(i) => out.push_str(&format!("[{i}]")),
-                Segment::Key(k) if keys_in_brackets => out.push_str(&format!("[{k}]")),
-                Segment::Field(name) | Segment::Key(name) => {
-                    if !out.is_empty() {
-                        out.push('.');
-                    }
-                    out.push_str(name);
-                }
-            }
-        }
+        self.render_into(keys_in_brackets, &mut out);
         out
     }
 
@@ -62,6 +69,20 @@ impl Path {
     /// apimachinery's `field.Path` rendering.
     pub(super) fn fields(&self) -> String {
         self.render(true)
+    }
+
+    /// The OpenAPI rendering, produced only when formatted.
+    fn shown(&self) -> Shown<'_> {
+        Shown(self)
+    }
+}
+
+/// A path in messages, rendered on demand.
+struct Shown<'a>(&'a Path);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.openapi())
     }
 }
 
@@ -129,14 +150,11 @@ fn type_name(value: &Value) -> &'static str {
 }
 
 /// The type(s) a schema allows, joined by `,` as in messages; `None` allows anything.
-fn schema_type(schema: &Value) -> Option<String> {
+fn schema_type(schema: &Value) -> Option<&str> {
     if flag(schema, "x-kubernetes-int-or-string") {
-        return Some("integer,string".to_string());
+        return Some("integer,string");
     }
-    schema
-        .get("type")
-        .and_then(Value::as_str)
-        .map(str::to_string)
+    schema.get("type").and_then(Value::as_str)
 }
 
 fn type_matches(allowed: &str, value: &Value) -> bool {
@@ -176,19 +194,19 @@ fn invalid(path: &Path, value: &Value, detail: String) -> FieldError {
 
 /// The OpenAPI value validations of one node and, recursively, its children.
 fn check(schema: &Value, value: &Value, path: &Path, errors: &mut Vec<FieldError>) {
-    let p = path.openapi();
+    let p = path.shown();
     if value.is_null() {
         if let Some(allowed) = schema_type(schema).filter(|_| !flag(schema, "nullable")) {
-            errors.push(type_error(&p, &allowed, "null"));
+            errors.push(type_error(&p.to_string(), allowed, "null"));
         }
         return;
     }
     // A value of the wrong type gets no further checks except the enumeration.
     if let Some(allowed) = schema_type(schema)
-        && !type_matches(&allowed, value)
+        && !type_matches(allowed, value)
     {
-        errors.push(type_error(&p, &allowed, type_name(value)));
-        check_enum(schema, value, &p, errors);
+        errors.push(type_error(&p.to_string(), allowed, type_name(value)));
+        check_enum(schema, value, path, errors);
         return;
     }
     check_combinators(schema, value, path, errors);
@@ -198,13 +216,13 @@ fn check(schema: &Value, value: &Value, path: &Path, errors: &mut Vec<FieldError
         Value::Array(items) => check_array(schema, items, path, errors),
         _ => {}
     }
-    check_enum(schema, value, &p, errors);
+    check_enum(schema, value, path, errors);
     if let Value::Object(map) = value {
         check_object(schema, map, path, errors);
     }
 }
 
-fn check_enum(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>) {
+fn check_enum(schema: &Value, value: &Value, path: &Path, errors: &mut Vec<FieldError>) {
     let Some(allowed) = schema.get("enum").and_then(Value::as_array) else {
         return;
     };
@@ -220,7 +238,7 @@ fn check_enum(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldE
         .collect();
     let detail = format!("supported values: {}", supported.join(", "));
     errors.push(FieldError::new(
-        path,
+        &path.openapi(),
         FieldErrorKind::NotSupported,
         Some(value),
         &detail,
@@ -244,7 +262,7 @@ fn sub_errors(schema: &Value, value: &Value, path: &Path) -> Vec<FieldError> {
 
 /// `allOf`, `anyOf`, `oneOf` and `not`, which structural schemas allow for value checks.
 fn check_combinators(schema: &Value, value: &Value, path: &Path, errors: &mut Vec<FieldError>) {
-    let p = path.openapi();
+    let p = path.shown();
     let list = |name: &str| {
         schema
             .get(name)
@@ -294,7 +312,7 @@ fn check_combinators(schema: &Value, value: &Value, path: &Path, errors: &mut Ve
 }
 
 fn check_string(schema: &Value, s: &str, value: &Value, path: &Path, errors: &mut Vec<FieldError>) {
-    let p = path.openapi();
+    let p = path.shown();
     let chars = s.chars().count() as u64;
     if let Some(max) = count(schema, "maxLength")
         && chars > max
@@ -302,7 +320,7 @@ fn check_string(schema: &Value, s: &str, value: &Value, path: &Path, errors: &mu
         let unit = if max == 1 { "byte" } else { "bytes" };
         let detail = format!("may not be more than {max} {unit}");
         errors.push(FieldError::new(
-            &p,
+            &p.to_string(),
             FieldErrorKind::TooLong,
             Some(value),
             &detail,
@@ -335,7 +353,7 @@ fn check_string(schema: &Value, s: &str, value: &Value, path: &Path, errors: &mu
             super::go_quote(s)
         );
         errors.push(FieldError::new(
-            &p,
+            &p.to_string(),
             FieldErrorKind::TypeInvalid,
             Some(value),
             &detail,
@@ -405,7 +423,7 @@ fn is_base64(s: &str) -> bool {
 }
 
 fn check_number(schema: &Value, value: &Value, path: &Path, errors: &mut Vec<FieldError>) {
-    let p = path.openapi();
+    let p = path.shown();
     let Some(n) = value.as_f64() else { return };
     if let Some(multiple) = number(schema, "multipleOf")
         && multiple != 0.0
@@ -456,14 +474,14 @@ fn check_number(schema: &Value, value: &Value, path: &Path, errors: &mut Vec<Fie
 }
 
 fn check_array(schema: &Value, items: &[Value], path: &Path, errors: &mut Vec<FieldError>) {
-    let p = path.openapi();
+    let p = path.shown();
     let len = items.len() as u64;
     if let Some(max) = count(schema, "maxItems")
         && len > max
     {
         let unit = if max == 1 { "item" } else { "items" };
         errors.push(FieldError::new(
-            &p,
+            &p.to_string(),
             FieldErrorKind::TooMany,
             Some(&Value::from(len)),
             &format!("must have at most {max} {unit}"),
@@ -503,7 +521,7 @@ fn check_object(
     path: &Path,
     errors: &mut Vec<FieldError>,
 ) {
-    let p = path.openapi();
+    let p = path.shown();
     let len = map.len() as u64;
     if let Some(min) = count(schema, "minProperties")
         && len < min
@@ -519,7 +537,7 @@ fn check_object(
     {
         let unit = if max == 1 { "item" } else { "items" };
         errors.push(FieldError::new(
-            &p,
+            &p.to_string(),
             FieldErrorKind::TooMany,
             Some(&Value::from(len)),
             &format!("must have at most {max} {unit}"),
