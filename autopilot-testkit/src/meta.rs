@@ -183,10 +183,10 @@ fn generation_changed(resource: &ResourceType, old: &Value, new: &Value) -> bool
                 || old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations")
         }
         GenerationPolicy::Content => {
-            fn content<'a>(
-                object: &'a Value,
+            fn content(
+                object: &Value,
                 status_apart: bool,
-            ) -> impl Iterator<Item = (&'a String, &'a Value)> {
+            ) -> impl Iterator<Item = (&String, &Value)> {
                 object
                     .as_object()
                     .into_iter()
