@@ -145,15 +145,15 @@ pub struct Subscription {
     pub receiver: broadcast::Receiver<Arc<Change>>,
 }
 
-/// Read access to the store's state inside a [`Store::mutate`] closure.
+/// Read access to other objects inside a [`Store::mutate`] closure.
 pub struct View<'a> {
-    inner: &'a Inner,
+    store: &'a Store,
 }
 
 impl View<'_> {
     /// The object stored under `key` in `storage`.
-    pub fn get(&self, storage: &str, key: &Key) -> Option<&Stored> {
-        self.inner.collections.get(storage).and_then(|c| c.get(key))
+    pub fn get(&self, storage: &str, key: &Key) -> Option<Stored> {
+        self.store.get(storage, key)
     }
 }
 
@@ -274,22 +274,41 @@ impl Store {
             .cloned()
     }
 
-    /// Atomically reads the object under `key` and writes what `decide` returns.
+    /// Writes what `decide` makes of the object under `key`, as one atomic step.
     ///
-    /// `decide` runs under the store's lock: it must not call back into the store (use the [`View`]).
+    /// `decide` runs without the store's lock, so writes to different objects proceed in parallel; when the
+    /// object changed meanwhile, `decide` runs again on the new state (the API server's optimistic update
+    /// loop). Only the commit (resourceVersion, encoding, history, broadcast) is serialised.
     pub fn mutate(
         &self,
         storage: &Arc<str>,
         key: &Key,
-        decide: impl FnOnce(&View<'_>, Option<&Stored>) -> Result<Decision, ApiError>,
+        mut decide: impl FnMut(&View<'_>, Option<&Stored>) -> Result<Decision, ApiError>,
     ) -> Result<Outcome, ApiError> {
-        let mut inner = self.lock();
-        let current = inner
-            .collections
-            .get(storage)
-            .and_then(|c| c.get(key))
-            .cloned();
-        let decision = decide(&View { inner: &inner }, current.as_ref())?;
+        loop {
+            let current = self.get(storage, key);
+            let decision = decide(&View { store: self }, current.as_ref())?;
+            let mut inner = self.lock();
+            let now = inner.collections.get(storage).and_then(|c| c.get(key));
+            let unchanged = match (now, &current) {
+                (None, None) => true,
+                (Some(now), Some(read)) => Arc::ptr_eq(&now.object, &read.object),
+                _ => false,
+            };
+            if unchanged {
+                return self.commit(&mut inner, storage, key, current, decision);
+            }
+        }
+    }
+
+    fn commit(
+        &self,
+        inner: &mut Inner,
+        storage: &Arc<str>,
+        key: &Key,
+        current: Option<Stored>,
+        decision: Decision,
+    ) -> Result<Outcome, ApiError> {
         let (event, stored) = match decision {
             Decision::Unchanged => {
                 let stored = current.ok_or_else(|| ApiError::internal("no object to keep"))?;
@@ -359,9 +378,8 @@ impl Store {
         key: &Key,
         decide: impl FnOnce(&View<'_>, Option<&Stored>) -> R,
     ) -> R {
-        let inner = self.lock();
-        let current = inner.collections.get(storage).and_then(|c| c.get(key));
-        decide(&View { inner: &inner }, current)
+        let current = self.get(storage, key);
+        decide(&View { store: self }, current.as_ref())
     }
 
     /// Objects of `storage` (in `namespace` if given) after `start_after`, at most `limit`, that pass `filter`.
@@ -577,9 +595,42 @@ mod tests {
         let object = json!({ "metadata": { "name": name, "namespace": "ns", "uid": name } });
         store
             .mutate(storage, &("ns".into(), name.into()), |_, _| {
-                Ok(Decision::Put(object))
+                Ok(Decision::Put(object.clone()))
             })
             .unwrap()
+    }
+
+    #[test]
+    fn racing_writers_lose_no_update() {
+        let store = Arc::new(Store::new(100));
+        let storage: Arc<str> = Arc::from("/configmaps");
+        let key: Key = ("ns".into(), "counter".into());
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let (store, storage, key) = (store.clone(), storage.clone(), key.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..250 {
+                        store
+                            .mutate(&storage, &key, |_, current| {
+                                let count = current
+                                    .and_then(|c| c.object["data"]["count"].as_u64())
+                                    .unwrap_or(0);
+                                Ok(Decision::Put(json!({
+                                    "metadata": { "name": "counter", "namespace": "ns", "uid": "u" },
+                                    "data": { "count": count + 1 },
+                                })))
+                            })
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let stored = store.get(&storage, &key).unwrap();
+        assert_eq!(stored.object["data"]["count"], 1000);
+        assert_eq!(store.resource_version(), 1000);
     }
 
     #[test]

@@ -101,7 +101,7 @@ fn collect(cluster: &Cluster, (storage, key): &(Arc<str>, Key)) {
             )
             .map(|_| ())
     } else {
-        // The edit runs under the store's lock: decide with what was read before.
+        // The edit may run more than once when the object changes meanwhile: decide from what was read before.
         cluster
             .edit(&resource, namespace_of(key), &key.1, |object| {
                 retain_owners(object, |uid| alive.iter().any(|a| a == uid));

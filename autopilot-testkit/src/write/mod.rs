@@ -188,7 +188,7 @@ impl Cluster {
         resource: &ResourceType,
         key: &Key,
         params: &WriteParams,
-        decide: impl FnOnce(&View<'_>, Option<&Stored>) -> Result<Decision, ApiError>,
+        mut decide: impl FnMut(&View<'_>, Option<&Stored>) -> Result<Decision, ApiError>,
     ) -> Result<Stored, ApiError> {
         if params.dry_run {
             return self.store.inspect(&resource.storage, key, |view, current| {
@@ -223,7 +223,9 @@ impl Cluster {
         check_kind(resource, &mut object)?;
         check_namespace(resource, namespace, &mut object)?;
         check_name(&object, name)?;
-        self.replace(resource, namespace, name, part, params, |_| Ok(object))
+        self.replace(resource, namespace, name, part, params, |_| {
+            Ok(object.clone())
+        })
     }
 
     /// A PUT: replaces the object, or creates it when it is missing and the kind allows that. Returns
@@ -260,7 +262,7 @@ impl Cluster {
         name: &str,
         part: Part,
         params: &WriteParams,
-        change: impl FnOnce(&Value) -> Result<Value, ApiError>,
+        change: impl Fn(&Value) -> Result<Value, ApiError>,
     ) -> Result<Stored, ApiError> {
         let key = key(resource, namespace, name);
         let context = Context {
@@ -282,7 +284,7 @@ impl Cluster {
         resource: &ResourceType,
         namespace: Option<&str>,
         name: &str,
-        edit: impl FnOnce(&mut Value),
+        edit: impl Fn(&mut Value),
     ) -> Result<Stored, ApiError> {
         self.replace(
             resource,
