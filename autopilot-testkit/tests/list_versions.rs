@@ -42,16 +42,22 @@ async fn set(api: &Api<ConfigMap>, name: &str, value: &str) -> String {
     patched.metadata.resource_version.unwrap()
 }
 
-/// A list of ConfigMaps in `default` with a raw query, from a client that does not retry (kube's default
-/// client retries 504s for minutes).
-async fn raw_list(server: &ApiServer, query: &str) -> Result<Value, kube::Error> {
+/// A raw GET of `path`, from a client that does not retry (kube's default client retries 504s for minutes).
+async fn raw_get(server: &ApiServer, path: &str) -> Result<Value, kube::Error> {
     let mut config = kube::Config::new(server.url().parse().unwrap());
     config.default_retry = false;
     let client = kube::Client::try_from(config).unwrap();
-    let request = http::Request::get(format!("/api/v1/namespaces/default/configmaps?{query}"))
-        .body(Vec::new())
-        .unwrap();
+    let request = http::Request::get(path).body(Vec::new()).unwrap();
     client.request::<Value>(request).await
+}
+
+/// A list of ConfigMaps in `default` with a raw query.
+async fn raw_list(server: &ApiServer, query: &str) -> Result<Value, kube::Error> {
+    raw_get(
+        server,
+        &format!("/api/v1/namespaces/default/configmaps?{query}"),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -225,4 +231,15 @@ async fn refused_combinations_get_the_servers_answers() {
         status.details.unwrap().causes[0].reason,
         "ResourceVersionTooLarge"
     );
+
+    // A get not older than a version: served once the store has it, 504 when it never comes.
+    let root_ca = "/api/v1/namespaces/default/configmaps/kube-root-ca.crt";
+    let current = raw_get(&server, &format!("{root_ca}?resourceVersion=1")).await;
+    assert_eq!(current.unwrap()["metadata"]["name"], "kube-root-ca.crt");
+    let status = api_error(
+        raw_get(&server, &format!("{root_ca}?resourceVersion=999999"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((status.code, status.reason.as_str()), (504, "Timeout"));
 }

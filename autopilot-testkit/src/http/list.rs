@@ -1,4 +1,5 @@
-//! Lists: which state a list is served from (`resourceVersion`, `resourceVersionMatch`, `continue`, as the
+//! Lists (and gets at a resourceVersion): which state a list is served from (`resourceVersion`,
+//! `resourceVersionMatch`, `continue`, as the
 //! API server reads them), selection, paging, and the list body in each representation.
 
 use std::time::Duration;
@@ -236,6 +237,15 @@ async fn reach(store: &Store, rv: u64) -> Result<(), ApiError> {
                 })));
             }
         }
+    }
+}
+
+/// A get's `resourceVersion`: the object as of at least that version, waiting briefly for the store to
+/// reach it (504 when it does not); none or `0` means any.
+pub async fn reach_get_version(query: &Query, store: &Store) -> Result<(), ApiError> {
+    match query.get("resourceVersion").map(String::as_str) {
+        None | Some("" | "0") => Ok(()),
+        Some(rv) => reach(store, parse_rv(rv)?).await,
     }
 }
 

@@ -85,6 +85,7 @@ pub async fn handle(call: Call<'_>) -> Result<Response, ApiError> {
             list::serve(&call, &resource, representation).await
         }
         (&Method::GET, Some(name)) if !watching => {
+            list::reach_get_version(call.query, &cluster.store).await?;
             let stored = cluster
                 .store
                 .get(&resource.storage, &key(&resource, namespace, name))
