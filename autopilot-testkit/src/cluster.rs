@@ -79,6 +79,7 @@ impl Cluster {
         {
             tracing::error!(%error, "cannot create the kubernetes service");
         }
+        crate::controllers::cluster_roles::bootstrap(self);
     }
 
     /// A built-in resource type by group and plural (always served).

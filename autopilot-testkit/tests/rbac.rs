@@ -1,5 +1,6 @@
 //! The RBAC kinds through the real kube client: discovery, validation (rules need verbs, a binding's
-//! roleRef never changes), defaults, names with colons, and server-side printing.
+//! roleRef never changes), defaults, names with colons, server-side printing, the bootstrap
+//! `cluster-admin` policy and ClusterRole aggregation.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
@@ -11,7 +12,7 @@ use kube::discovery::{Discovery, Scope};
 use serde_json::{Value, json};
 
 use autopilot_testkit::ApiServer;
-use common::{api_error, column_names};
+use common::{api_error, column_names, eventually};
 
 fn object<T: serde::de::DeserializeOwned>(value: Value) -> T {
     serde_json::from_value(value).unwrap()
@@ -191,7 +192,13 @@ async fn rbac_objects_print_like_the_server_and_delete_with_a_status() {
     };
     let roles = table("/apis/rbac.authorization.k8s.io/v1/clusterroles").await;
     assert_eq!(column_names(&roles), ["Name", "Created At"]);
-    assert_eq!(roles["rows"][0]["cells"][0], "reader");
+    let names: Vec<&Value> = roles["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| &row["cells"][0])
+        .collect();
+    assert_eq!(names, [&json!("cluster-admin"), &json!("reader")]);
 
     let bindings: Api<ClusterRoleBinding> = Api::all(server.client());
     let binding = object(json!({
@@ -204,7 +211,7 @@ async fn rbac_objects_print_like_the_server_and_delete_with_a_status() {
         .await
         .unwrap();
     let printed = table("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings").await;
-    let cells = &printed["rows"][0]["cells"];
+    let cells = &printed["rows"][1]["cells"];
     assert_eq!(
         (&cells[0], &cells[1], &cells[5]),
         (
@@ -220,4 +227,71 @@ async fn rbac_objects_print_like_the_server_and_delete_with_a_status() {
         .await
         .unwrap();
     assert!(deleted.is_right(), "{deleted:?}");
+}
+
+#[tokio::test]
+async fn a_fresh_server_has_the_cluster_admin_policy() {
+    let server = ApiServer::start().await.unwrap();
+    let role = Api::<ClusterRole>::all(server.client())
+        .get("cluster-admin")
+        .await
+        .unwrap();
+    let rules = role.rules.unwrap();
+    assert_eq!(rules[0].verbs, ["*"]);
+    assert_eq!(
+        rules[1].non_resource_urls.as_deref(),
+        Some(&["*".to_string()][..])
+    );
+    let binding = Api::<ClusterRoleBinding>::all(server.client())
+        .get("cluster-admin")
+        .await
+        .unwrap();
+    assert_eq!(binding.subjects.unwrap()[0].name, "system:masters");
+}
+
+#[tokio::test]
+async fn aggregated_cluster_roles_collect_the_rules_of_the_roles_they_select() {
+    let server = ApiServer::start().await.unwrap();
+    let roles: Api<ClusterRole> = Api::all(server.client());
+    let params = PostParams::default();
+    let aggregated = object(json!({
+        "metadata": {"name": "monitoring"},
+        "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"example.com/aggregate-to-monitoring": "true"}}]}
+    }));
+    roles.create(&params, &aggregated).await.unwrap();
+    let part = |name: &str, resource: &str| {
+        object::<ClusterRole>(json!({
+            "metadata": {"name": name, "labels": {"example.com/aggregate-to-monitoring": "true"}},
+            "rules": [{"apiGroups": [""], "resources": [resource], "verbs": ["get", "list"]},
+                      {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]}]
+        }))
+    };
+    roles
+        .create(&params, &part("pods-reader", "pods"))
+        .await
+        .unwrap();
+    roles
+        .create(&params, &part("b-services-reader", "services"))
+        .await
+        .unwrap();
+    let resources = |role: ClusterRole| -> Vec<String> {
+        role.rules
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|rule| rule.resources.unwrap_or_default())
+            .collect()
+    };
+    // In the picked roles' name order, the shared rule once.
+    eventually("the rules are aggregated", || async {
+        resources(roles.get("monitoring").await.unwrap()) == ["services", "events", "pods"]
+    })
+    .await;
+    roles
+        .delete("b-services-reader", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("a deleted role's rules go", || async {
+        resources(roles.get("monitoring").await.unwrap()) == ["pods", "events"]
+    })
+    .await;
 }

@@ -1,7 +1,9 @@
 //! Controllers a real control plane runs that the server's semantics depend on: the garbage collector
-//! (ownerReferences, `orphan` and `foregroundDeletion` finalizers), the namespace lifecycle, and the
-//! objects every namespace holds (the `default` ServiceAccount, the `kube-root-ca.crt` ConfigMap).
+//! (ownerReferences, `orphan` and `foregroundDeletion` finalizers), the namespace lifecycle, the
+//! objects every namespace holds (the `default` ServiceAccount, the `kube-root-ca.crt` ConfigMap), and
+//! ClusterRole aggregation.
 
+pub(crate) mod cluster_roles;
 mod gc;
 mod namespace;
 mod namespace_objects;
@@ -31,6 +33,7 @@ async fn run(cluster: Arc<Cluster>, mut changes: Receiver<Arc<Change>>) {
                 gc::on_change(&cluster, &change);
                 namespace::on_change(&cluster, &change);
                 namespace_objects::on_change(&cluster, &change);
+                cluster_roles::on_change(&cluster, &change);
             }
             Err(RecvError::Lagged(_)) => sweep(&cluster),
             Err(RecvError::Closed) => return,
@@ -43,6 +46,7 @@ fn sweep(cluster: &Cluster) {
     gc::sweep(cluster);
     namespace::sweep(cluster);
     namespace_objects::sweep(cluster);
+    cluster_roles::sweep(cluster);
 }
 
 /// A type serving objects of `storage`.

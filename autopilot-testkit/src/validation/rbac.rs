@@ -81,7 +81,17 @@ fn invalid(field: &str, value: &str, detail: &str) -> FieldError {
 pub fn validate_rbac(kind: &str, object: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let single = match kind {
         "Role" => rules(object, true),
-        "ClusterRole" => rules(object, false),
+        "ClusterRole" => {
+            let mut errors = rules(object, false);
+            let aggregation = object.get("aggregationRule").filter(|a| !a.is_null());
+            if aggregation.is_some_and(|a| entries(a, "clusterRoleSelectors").is_empty()) {
+                errors.push(required(
+                    "aggregationRule.clusterRoleSelectors",
+                    "at least one clusterRoleSelector required if aggregationRule is non-nil",
+                ));
+            }
+            errors
+        }
         "RoleBinding" => binding(object, true),
         "ClusterRoleBinding" => binding(object, false),
         _ => return Vec::new(),
@@ -286,6 +296,13 @@ mod tests {
         );
         let cluster_role = json!({"rules": [{"verbs": ["get"], "nonResourceURLs": ["/metrics"]}]});
         assert!(validate_rbac("ClusterRole", &cluster_role, None).is_empty());
+        let aggregated = json!({"aggregationRule": {"clusterRoleSelectors": []}});
+        assert_eq!(
+            lines(&validate_rbac("ClusterRole", &aggregated, None)),
+            [
+                "aggregationRule.clusterRoleSelectors: Required value: at least one clusterRoleSelector required if aggregationRule is non-nil"
+            ]
+        );
     }
 
     #[test]
