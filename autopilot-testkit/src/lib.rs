@@ -39,6 +39,7 @@ mod meta;
 mod openapi;
 mod past;
 pub mod prometheus;
+pub mod protobuf;
 mod registry;
 pub mod selector;
 mod server;

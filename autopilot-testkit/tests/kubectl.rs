@@ -1,7 +1,8 @@
 //! `kubectl` against the `autopilot-apiserver` binary: apply a CRD and a custom resource from YAML,
 //! `get -o json`, `patch --type=merge`, `label`, `get --watch` seeing a change, and `delete`; apply an
 //! operator's install manifests (CRD, ServiceAccount, RBAC, Deployment); unknown fields refused by
-//! kubectl's default strict validation, or dropped with warnings.
+//! kubectl's default strict validation, or dropped with warnings; `kubectl create` of typed objects
+//! (protobuf bodies).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
@@ -271,12 +272,7 @@ fn kubectl_applies_an_operators_install_manifests() {
             .access(Access::read_write("apps", "deployments"))
             .to_yaml()
             .unwrap();
-    // (`kubectl create namespace` would send protobuf, which the server does not decode.)
-    kubectl.apply(
-        dir.path(),
-        "namespace.yaml",
-        "apiVersion: v1\nkind: Namespace\nmetadata: {name: operators}\n",
-    );
+    kubectl.run(&["create", "namespace", "operators"]);
 
     let applied = kubectl.apply(dir.path(), "install.yaml", &manifests);
     for object in [
@@ -383,4 +379,95 @@ fn kubectl_validation_refuses_or_drops_unknown_fields() {
     let refused = kubectl.fail(&["apply", "-f", &file]);
     let expected = r#"Widget in version "v1" cannot be handled as a Widget: strict decoding error: unknown field "spec.colour""#;
     assert!(refused.contains(expected), "{refused}");
+}
+
+#[test]
+fn kubectl_creates_typed_objects() {
+    if !kubectl_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, kubectl) = kubectl_against_binary(dir.path());
+    let created = [
+        vec!["namespace", "team"],
+        vec![
+            "configmap",
+            "settings",
+            "-n",
+            "team",
+            "--from-literal=mode=fast",
+        ],
+        vec![
+            "secret",
+            "generic",
+            "token",
+            "-n",
+            "team",
+            "--from-literal=value=s3cret",
+        ],
+        vec!["serviceaccount", "bot", "-n", "team"],
+        vec![
+            "role",
+            "reader",
+            "-n",
+            "team",
+            "--verb=get,list",
+            "--resource=pods,deployments.apps",
+        ],
+        vec![
+            "rolebinding",
+            "readers",
+            "-n",
+            "team",
+            "--role=reader",
+            "--serviceaccount=team:bot",
+        ],
+        vec![
+            "clusterrole",
+            "metrics",
+            "--verb=get",
+            "--non-resource-url=/metrics",
+        ],
+        vec![
+            "clusterrolebinding",
+            "metrics",
+            "--clusterrole=metrics",
+            "--user=jane",
+        ],
+    ];
+    for args in created {
+        let mut command = vec!["create"];
+        command.extend(args);
+        assert!(kubectl.run(&command).contains("created"), "{command:?}");
+    }
+    let get = |args: &[&str]| -> serde_json::Value {
+        let mut command = vec!["get"];
+        command.extend(args);
+        command.extend(["-o", "json"]);
+        serde_json::from_str(&kubectl.run(&command)).unwrap()
+    };
+    assert_eq!(
+        get(&["configmap", "settings", "-n", "team"])["data"]["mode"],
+        "fast"
+    );
+    assert_eq!(
+        get(&["secret", "token", "-n", "team"])["data"]["value"],
+        "czNjcmV0"
+    );
+    let role = get(&["role", "reader", "-n", "team"]);
+    assert_eq!(role["rules"][1]["apiGroups"][0], "apps");
+    assert_eq!(
+        role["rules"][0]["verbs"],
+        serde_json::json!(["get", "list"])
+    );
+    let binding = get(&["rolebinding", "readers", "-n", "team"]);
+    assert_eq!(binding["subjects"][0]["name"], "bot");
+    assert_eq!(binding["roleRef"]["kind"], "Role");
+    let cluster_role = get(&["clusterrole", "metrics"]);
+    assert_eq!(cluster_role["rules"][0]["nonResourceURLs"][0], "/metrics");
+    let cluster_binding = get(&["clusterrolebinding", "metrics"]);
+    assert_eq!(
+        cluster_binding["subjects"][0]["apiGroup"],
+        "rbac.authorization.k8s.io"
+    );
 }

@@ -225,7 +225,7 @@ fn content_type(headers: &HeaderMap) -> &str {
         .map_or("", str::trim)
 }
 
-/// Decodes a JSON (or YAML) request body.
+/// Decodes a JSON, YAML or (for the kinds kubectl creates) protobuf request body.
 fn parse_body(
     headers: &HeaderMap,
     body: &Bytes,
@@ -248,6 +248,14 @@ fn parse_body(
                 resource.kind,
                 summary()
             ))
+        }),
+        // The typed kinds kubectl creates; anything else is refused as before.
+        "application/vnd.kubernetes.protobuf" => crate::protobuf::decode(body).map_err(|error| {
+            tracing::debug!(%error, kind = resource.kind, "protobuf body not decoded");
+            ApiError::unsupported_media_type(
+                "application/vnd.kubernetes.protobuf",
+                &["application/json", "application/yaml"],
+            )
         }),
         other => Err(ApiError::unsupported_media_type(other, &["application/json", "application/yaml"])),
     }
