@@ -1,7 +1,8 @@
 //! Protobuf request bodies (`application/vnd.kubernetes.protobuf`), which kubectl's typed commands send
-//! (`kubectl create namespace|configmap|secret|serviceaccount|role|rolebinding|clusterrole|clusterrolebinding`):
-//! the `k8s\0` envelope around a `runtime.Unknown`, whose raw bytes decode, field by field, into the JSON
-//! of the same object. Kinds and fields outside the tables below are refused rather than guessed.
+//! (`kubectl create namespace|configmap|secret|serviceaccount|role|rolebinding|clusterrole|clusterrolebinding|
+//! deployment|service`): the `k8s\0` envelope around a `runtime.Unknown`, whose raw bytes decode, field by
+//! field, into the JSON of the same object. Kinds outside the tables below, and fields outside them that
+//! carry a value, are refused rather than guessed.
 
 use base64::Engine;
 use serde_json::{Map, Value};
@@ -12,6 +13,8 @@ enum Shape {
     Text,
     Bytes,
     Int,
+    /// An int Go sends only when set (a pointer): zero is a value.
+    SetInt,
     Bool,
     /// `meta.v1.Time`: seconds and nanos, written as RFC 3339.
     Time,
@@ -20,6 +23,8 @@ enum Shape {
     TextMap,
     /// `map<string, bytes>`.
     BytesMap,
+    /// `util.intstr.IntOrString`: type 1 (0 int, 1 string), intVal 2, strVal 3.
+    IntOrString,
 }
 
 /// A field: its number, JSON name, shape, and whether it repeats.
@@ -34,7 +39,7 @@ const fn many(tag: u64, name: &'static str, shape: Shape) -> Field {
     Field(tag, name, shape, true)
 }
 
-use Shape::{Bool, Bytes, BytesMap, Int, Message, Text, TextMap, Time};
+use Shape::{Bool, Bytes, BytesMap, Int, IntOrString, Message, SetInt, Text, TextMap, Time};
 
 const OWNER_REFERENCE: &[Field] = &[
     one(1, "kind", Text),
@@ -55,7 +60,7 @@ const OBJECT_META: &[Field] = &[
     one(7, "generation", Int),
     one(8, "creationTimestamp", Time),
     one(9, "deletionTimestamp", Time),
-    one(10, "deletionGracePeriodSeconds", Int),
+    one(10, "deletionGracePeriodSeconds", SetInt),
     one(11, "labels", TextMap),
     one(12, "annotations", TextMap),
     many(13, "ownerReferences", Message(OWNER_REFERENCE)),
@@ -158,6 +163,91 @@ const BINDING: &[Field] = &[
     ),
 ];
 
+const CONTAINER: &[Field] = &[
+    one(1, "name", Text),
+    one(2, "image", Text),
+    many(3, "command", Text),
+    many(4, "args", Text),
+    one(5, "workingDir", Text),
+    many(
+        6,
+        "ports",
+        Message(&[
+            one(1, "name", Text),
+            one(2, "hostPort", Int),
+            one(3, "containerPort", Int),
+            one(4, "protocol", Text),
+            one(5, "hostIP", Text),
+        ]),
+    ),
+    many(
+        7,
+        "env",
+        Message(&[one(1, "name", Text), one(2, "value", Text)]),
+    ),
+    one(13, "terminationMessagePath", Text),
+    one(14, "imagePullPolicy", Text),
+    one(20, "terminationMessagePolicy", Text),
+];
+
+const POD_TEMPLATE: &[Field] = &[
+    METADATA,
+    one(
+        2,
+        "spec",
+        Message(&[
+            many(2, "containers", Message(CONTAINER)),
+            one(3, "restartPolicy", Text),
+            one(6, "dnsPolicy", Text),
+            one(7, "nodeSelector", TextMap),
+            one(8, "serviceAccountName", Text),
+            many(20, "initContainers", Message(CONTAINER)),
+        ]),
+    ),
+];
+
+const DEPLOYMENT: &[Field] = &[
+    METADATA,
+    one(
+        2,
+        "spec",
+        Message(&[
+            one(1, "replicas", SetInt),
+            one(2, "selector", Message(LABEL_SELECTOR)),
+            one(3, "template", Message(POD_TEMPLATE)),
+            one(4, "strategy", Message(&[one(1, "type", Text)])),
+            one(5, "minReadySeconds", Int),
+        ]),
+    ),
+    one(3, "status", Message(&[])),
+];
+
+const SERVICE: &[Field] = &[
+    METADATA,
+    one(
+        2,
+        "spec",
+        Message(&[
+            many(
+                1,
+                "ports",
+                Message(&[
+                    one(1, "name", Text),
+                    one(2, "protocol", Text),
+                    one(3, "port", Int),
+                    one(4, "targetPort", IntOrString),
+                    one(5, "nodePort", Int),
+                ]),
+            ),
+            one(2, "selector", TextMap),
+            one(3, "clusterIP", Text),
+            one(4, "type", Text),
+            one(10, "externalName", Text),
+        ]),
+    ),
+    one(3, "status", Message(&[])),
+];
+
 const TYPE_META: &[Field] = &[one(1, "apiVersion", Text), one(2, "kind", Text)];
 
 /// The fields of the kinds kubectl creates with protobuf bodies.
@@ -167,6 +257,8 @@ fn fields_of(api_version: &str, kind: &str) -> Option<&'static [Field]> {
         ("v1", "ConfigMap") => CONFIG_MAP,
         ("v1", "Secret") => SECRET,
         ("v1", "ServiceAccount") => SERVICE_ACCOUNT,
+        ("v1", "Service") => SERVICE,
+        ("apps/v1", "Deployment") => DEPLOYMENT,
         ("rbac.authorization.k8s.io/v1", "Role") => ROLE,
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => CLUSTER_ROLE,
         ("rbac.authorization.k8s.io/v1", "RoleBinding" | "ClusterRoleBinding") => BINDING,
@@ -303,16 +395,26 @@ fn message(bytes: &[u8], fields: &[Field]) -> Result<Value, ProtobufError> {
     while !reader.0.is_empty() {
         let key = reader.varint()?;
         let (tag, wire) = (key >> 3, key & 7);
-        let Field(_, name, shape, repeated) = *fields
-            .iter()
-            .find(|f| f.0 == tag)
-            .ok_or_else(|| ProtobufError::Unsupported(format!("field {tag}")))?;
+        let Some(&Field(_, name, shape, repeated)) = fields.iter().find(|f| f.0 == tag) else {
+            // Go writes every non-pointer field; one the table lacks may be skipped only when it
+            // carries nothing (empty text or message, zero, false).
+            let empty = match wire {
+                0 => reader.varint()? == 0,
+                2 => reader.bytes()?.is_empty(),
+                _ => false,
+            };
+            if empty {
+                continue;
+            }
+            return Err(ProtobufError::Unsupported(format!("field {tag}")));
+        };
         let value = match (shape, wire) {
             (Int, 0) => {
                 // Two's complement, as Go writes negative int64s.
                 let n = reader.varint()? as i64;
                 (n != 0 || repeated).then(|| Value::from(n))
             }
+            (SetInt, 0) => Some(Value::from(reader.varint()? as i64)),
             (Bool, 0) => Some(Value::Bool(reader.varint()? != 0)),
             (Text, 2) => {
                 let value = text(reader.bytes()?)?;
@@ -323,6 +425,30 @@ fn message(bytes: &[u8], fields: &[Field]) -> Result<Value, ProtobufError> {
                 Some(Value::from(encoded))
             }
             (Time, 2) => time(reader.bytes()?)?,
+            (IntOrString, 2) => {
+                let value = message(
+                    reader.bytes()?,
+                    &[
+                        one(1, "type", Int),
+                        one(2, "intVal", Int),
+                        one(3, "strVal", Text),
+                    ],
+                )?;
+                match value.get("type").and_then(Value::as_i64) {
+                    Some(1) => Some(
+                        value
+                            .get("strVal")
+                            .cloned()
+                            .unwrap_or_else(|| Value::from("")),
+                    ),
+                    _ => Some(
+                        value
+                            .get("intVal")
+                            .cloned()
+                            .unwrap_or_else(|| Value::from(0)),
+                    ),
+                }
+            }
             (Message(inner), 2) => Some(message(reader.bytes()?, inner)?),
             (TextMap | BytesMap, 2) => {
                 let (key, value) = entry(reader.bytes()?, matches!(shape, BytesMap))?;

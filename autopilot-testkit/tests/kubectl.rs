@@ -434,6 +434,24 @@ fn kubectl_creates_typed_objects() {
             "--clusterrole=metrics",
             "--user=jane",
         ],
+        vec![
+            "deployment",
+            "web",
+            "-n",
+            "team",
+            "--image=nginx:1.27",
+            "--port=8080",
+            "--replicas=0",
+        ],
+        vec![
+            "service",
+            "clusterip",
+            "web",
+            "-n",
+            "team",
+            "--tcp=80:8080",
+            "--tcp=443:https",
+        ],
     ];
     for args in created {
         let mut command = vec!["create"];
@@ -465,6 +483,17 @@ fn kubectl_creates_typed_objects() {
     assert_eq!(binding["roleRef"]["kind"], "Role");
     let cluster_role = get(&["clusterrole", "metrics"]);
     assert_eq!(cluster_role["rules"][0]["nonResourceURLs"][0], "/metrics");
+    let deployment = get(&["deployment", "web", "-n", "team"]);
+    assert_eq!(
+        deployment["spec"]["replicas"], 0,
+        "an explicit zero is kept"
+    );
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "nginx:1.27");
+    assert_eq!(container["ports"][0]["containerPort"], 8080);
+    let service = get(&["service", "web", "-n", "team"]);
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], 8080);
+    assert_eq!(service["spec"]["ports"][1]["targetPort"], "https");
     let cluster_binding = get(&["clusterrolebinding", "metrics"]);
     assert_eq!(
         cluster_binding["subjects"][0]["apiGroup"],
