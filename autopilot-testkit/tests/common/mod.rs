@@ -65,6 +65,13 @@ pub fn column_names(table: &serde_json::Value) -> Vec<&str> {
         .collect()
 }
 
+/// Checks that a request was refused with `code` and a message ending in `ending` (the part after the
+/// object's name).
+pub fn assert_refused(status: &Status, code: u16, ending: &str) {
+    assert_eq!(status.code, code, "{}", status.message);
+    assert!(status.message.ends_with(ending), "{}", status.message);
+}
+
 /// The `Status` of a failed request.
 pub fn api_error(error: kube::Error) -> Status {
     match error {
