@@ -27,9 +27,9 @@ pub fn objects_at(
         if namespace.is_some_and(|ns| change.key.0 != ns) {
             continue;
         }
-        match (change.event, &change.previous) {
+        match (change.event, change.previous()) {
             (EventType::Modified | EventType::Deleted, Some(previous)) => {
-                objects.insert(change.key.clone(), Stored::unstored((**previous).clone()));
+                objects.insert(change.key.clone(), previous);
             }
             _ => {
                 objects.remove(&change.key);

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 
 use axum::body::Bytes;
 use serde_json::Value;
@@ -60,6 +60,9 @@ impl EventType {
 }
 
 /// One committed write.
+///
+/// The history keeps many changes, so a change holds its objects as JSON only and reaches the decoded object
+/// through the store while it is still the live version (decoding it again otherwise).
 #[derive(Debug)]
 pub struct Change {
     /// The resourceVersion the write produced.
@@ -70,20 +73,45 @@ pub struct Change {
     pub storage: Arc<str>,
     /// The object's key.
     pub key: Key,
-    /// The object after the write (its last state for deletions).
-    pub stored: Stored,
-    /// The object before the write (for modifications).
-    pub previous: Option<Arc<Value>>,
+    /// The object after the write (its last state for deletions), as JSON.
+    pub json: Bytes,
+    object: Weak<Value>,
+    /// The object before the write (for modifications and deletions), as JSON.
+    previous: Option<Bytes>,
     /// The watch event line most watchers send for this change, encoded once for all of them.
     line: OnceLock<Bytes>,
 }
 
+fn decoded(json: &Bytes) -> Stored {
+    let object = serde_json::from_slice(json).unwrap_or(Value::Null);
+    Stored {
+        object: Arc::new(object),
+        json: json.clone(),
+    }
+}
+
 impl Change {
+    /// The object after the write.
+    pub fn stored(&self) -> Stored {
+        match self.object.upgrade() {
+            Some(object) => Stored {
+                object,
+                json: self.json.clone(),
+            },
+            None => decoded(&self.json),
+        }
+    }
+
+    /// The object before the write, for modifications and deletions.
+    pub fn previous(&self) -> Option<Stored> {
+        self.previous.as_ref().map(decoded)
+    }
+
     /// `{"type":…,"object":…}` plus newline, for a watcher that sees this change as `event` on the stored
     /// object as is.
     pub fn line(&self) -> Bytes {
         self.line
-            .get_or_init(|| watch_line(self.event.as_str(), &self.stored.json))
+            .get_or_init(|| watch_line(self.event.as_str(), &self.json))
             .clone()
     }
 }
@@ -358,8 +386,9 @@ impl Store {
             event,
             storage: storage.clone(),
             key: key.clone(),
-            stored: stored.clone(),
-            previous: current.map(|c| c.object),
+            json: stored.json.clone(),
+            object: Arc::downgrade(&stored.object),
+            previous: current.map(|c| c.json),
             line: OnceLock::new(),
         });
         inner.record(change.clone());

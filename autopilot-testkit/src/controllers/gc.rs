@@ -15,7 +15,8 @@ const ORPHAN: &str = "orphan";
 const FOREGROUND: &str = "foregroundDeletion";
 
 pub(super) fn on_change(cluster: &Cluster, change: &Change) {
-    let object = &change.stored.object;
+    let stored = change.stored();
+    let object = &*stored.object;
     let uid = meta::meta_str(object, "uid");
     match change.event {
         EventType::Deleted => {

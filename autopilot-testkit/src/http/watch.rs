@@ -15,7 +15,7 @@ use tokio::time::{Instant, Interval};
 use super::negotiate::{self, Representation};
 use super::resources::encoded;
 use super::{AppState, Query};
-use crate::conversion::to_view;
+use crate::conversion::{Conversion, to_view};
 use crate::filter::Filter;
 use crate::registry::ResourceType;
 use crate::status::ApiError;
@@ -67,16 +67,25 @@ impl Stream {
         if !in_scope {
             return None;
         }
+        let plain = self.representation == Representation::Object;
+        // Built-in kinds without conversion are shown exactly as stored: no need to look inside.
+        if plain
+            && self.filter.is_everything()
+            && !self.resource.custom
+            && self.resource.conversion == Conversion::Identity
+        {
+            return Some(change.line());
+        }
+        let stored = change.stored();
         let kind = if self.filter.is_everything() {
             change.event
         } else {
             let now = self
                 .filter
-                .matches(&to_view(&self.resource, &change.stored.object));
+                .matches(&to_view(&self.resource, &stored.object));
             let before = change
-                .previous
-                .as_ref()
-                .is_some_and(|p| self.filter.matches(&to_view(&self.resource, p)));
+                .previous()
+                .is_some_and(|p| self.filter.matches(&to_view(&self.resource, &p.object)));
             match (change.event, before, now) {
                 (EventType::Modified, true, true) => EventType::Modified,
                 (EventType::Modified, false, true) | (EventType::Added, _, true) => {
@@ -89,15 +98,15 @@ impl Stream {
             }
         };
         if kind == change.event
-            && self.representation == Representation::Object
+            && plain
             && matches!(
-                to_view(&self.resource, &change.stored.object),
+                to_view(&self.resource, &stored.object),
                 std::borrow::Cow::Borrowed(_)
             )
         {
             return Some(change.line());
         }
-        Some(event(kind.as_str(), &self.render(&change.stored)))
+        Some(event(kind.as_str(), &self.render(&stored)))
     }
 
     /// `first` followed by the events already waiting, in one chunk: under load this keeps the number of
