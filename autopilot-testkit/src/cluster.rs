@@ -95,7 +95,7 @@ impl Cluster {
         for key in self.store.keys(storage, None) {
             let result = self.store.mutate(storage, &key, |_, current| {
                 Ok(match current {
-                    Some(stored) => Decision::Remove((*stored.object).clone()),
+                    Some(stored) => Decision::Remove(stored.object().clone()),
                     None => Decision::Unchanged,
                 })
             });

@@ -51,6 +51,14 @@ pub fn to_storage(resource: &ResourceType, mut object: Value) -> Value {
     object
 }
 
+/// Whether `resource` shows an object stored with `api_version` exactly as stored (what [`to_view`] borrows).
+pub fn shown_as_stored(resource: &ResourceType, api_version: &str) -> bool {
+    match resource.conversion {
+        Conversion::EventsV1 => false,
+        Conversion::Identity => !resource.custom || resource.is_api_version(api_version),
+    }
+}
+
 /// A stored object as `resource` shows it.
 pub fn to_view<'a>(resource: &ResourceType, stored: &'a Value) -> Cow<'a, Value> {
     match resource.conversion {

@@ -21,7 +21,7 @@ pub fn objects_at(
         })?;
     let mut objects: BTreeMap<Key, Stored> = current
         .into_iter()
-        .map(|stored| (key_of(&stored.object), stored))
+        .map(|stored| (key_of(stored.object()), stored))
         .collect();
     for change in changes.iter().rev() {
         if namespace.is_some_and(|ns| change.key.0 != ns) {
@@ -57,7 +57,7 @@ mod tests {
                     (Some(v), _) => Decision::Put(
                         json!({"metadata": {"name": name, "namespace": "ns"}, "v": v}),
                     ),
-                    (None, Some(stored)) => Decision::Remove((*stored.object).clone()),
+                    (None, Some(stored)) => Decision::Remove(stored.object().clone()),
                     (None, None) => Decision::Unchanged,
                 })
             })
@@ -68,7 +68,7 @@ mod tests {
     fn values(objects: &[Stored]) -> Vec<(String, i64)> {
         objects
             .iter()
-            .map(|s| (key_of(&s.object).1, s.object["v"].as_i64().unwrap()))
+            .map(|s| (key_of(s.object()).1, s.object()["v"].as_i64().unwrap()))
             .collect()
     }
 
@@ -83,7 +83,7 @@ mod tests {
         write(&store, &storage, "c", Some(1));
         let past = objects_at(&store, &storage, Some("ns"), at).unwrap();
         assert_eq!(values(&past), [("a".into(), 1), ("b".into(), 1)]);
-        assert_eq!(past[0].object["metadata"]["resourceVersion"], "1");
+        assert_eq!(past[0].object()["metadata"]["resourceVersion"], "1");
         let now = objects_at(&store, &storage, None, store.resource_version()).unwrap();
         assert_eq!(values(&now), [("a".into(), 2), ("c".into(), 1)]);
         assert!(

@@ -338,7 +338,7 @@ impl ApiServer {
                         &resource.storage,
                         &crate::cluster::key(&resource, namespace.as_deref(), &name),
                     )
-                    .map(|s| crate::meta::meta_str(&s.object, "resourceVersion").to_string())
+                    .map(|s| crate::meta::meta_str(s.object(), "resourceVersion").to_string())
                     .unwrap_or_default();
                 let mut object = object;
                 crate::meta::metadata_mut(&mut object)

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use axum::body::Bytes;
 use serde_json::Value;
@@ -17,23 +17,62 @@ use crate::status::ApiError;
 /// Identifies an object inside its collection: (namespace, name); the namespace is "" for cluster-scoped kinds.
 pub type Key = (String, String);
 
-/// A stored object and its JSON encoding.
+/// A stored object: its JSON encoding, decoded on first use.
+///
+/// The store itself keeps only the JSON (a decoded object takes several times its size); copies handed out
+/// decode when a caller looks inside, and keep that for their own lifetime.
 #[derive(Debug, Clone)]
 pub struct Stored {
-    /// The object, with `metadata.resourceVersion` set.
-    pub object: Arc<Value>,
-    /// `object` encoded as JSON.
+    /// The object encoded as JSON, with `metadata.resourceVersion` set.
     pub json: Bytes,
+    /// The object's `apiVersion`, which decides how it is shown without decoding it.
+    pub api_version: Arc<str>,
+    object: OnceLock<Arc<Value>>,
 }
 
 impl Stored {
     /// An object that is not (or not yet) in the store: the answer of a dry run.
     pub fn unstored(object: Value) -> Self {
         let json = serde_json::to_vec(&object).unwrap_or_default();
+        Self::decoded(object, Bytes::from(json))
+    }
+
+    fn decoded(object: Value, json: Bytes) -> Self {
+        let api_version = Arc::from(
+            object
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        );
         Self {
-            object: Arc::new(object),
-            json: Bytes::from(json),
+            json,
+            api_version,
+            object: OnceLock::from(Arc::new(object)),
         }
+    }
+
+    fn from_json(json: Bytes, api_version: Arc<str>) -> Self {
+        Self {
+            json,
+            api_version,
+            object: OnceLock::new(),
+        }
+    }
+
+    /// The object.
+    pub fn object(&self) -> &Value {
+        self.object
+            .get_or_init(|| Arc::new(serde_json::from_slice(&self.json).unwrap_or(Value::Null)))
+    }
+
+    /// A copy sharing the JSON but not the decoded object.
+    fn undecoded(&self) -> Self {
+        Self::from_json(self.json.clone(), self.api_version.clone())
+    }
+
+    /// Whether both are the same stored version (not merely equal).
+    fn same_version(&self, other: &Stored) -> bool {
+        self.json.as_ptr() == other.json.as_ptr() && self.json.len() == other.json.len()
     }
 }
 
@@ -75,36 +114,22 @@ pub struct Change {
     pub key: Key,
     /// The object after the write (its last state for deletions), as JSON.
     pub json: Bytes,
-    object: Weak<Value>,
-    /// The object before the write (for modifications and deletions), as JSON.
-    previous: Option<Bytes>,
+    api_version: Arc<str>,
+    /// The object before the write (for modifications and deletions).
+    previous: Option<Stored>,
     /// The watch event line most watchers send for this change, encoded once for all of them.
     line: OnceLock<Bytes>,
-}
-
-fn decoded(json: &Bytes) -> Stored {
-    let object = serde_json::from_slice(json).unwrap_or(Value::Null);
-    Stored {
-        object: Arc::new(object),
-        json: json.clone(),
-    }
 }
 
 impl Change {
     /// The object after the write.
     pub fn stored(&self) -> Stored {
-        match self.object.upgrade() {
-            Some(object) => Stored {
-                object,
-                json: self.json.clone(),
-            },
-            None => decoded(&self.json),
-        }
+        Stored::from_json(self.json.clone(), self.api_version.clone())
     }
 
     /// The object before the write, for modifications and deletions.
     pub fn previous(&self) -> Option<Stored> {
-        self.previous.as_ref().map(decoded)
+        self.previous.as_ref().map(Stored::undecoded)
     }
 
     /// `{"type":…,"object":…}` plus newline, for a watcher that sees this change as `event` on the stored
@@ -195,6 +220,8 @@ struct Inner {
     compacted: u64,
     uids: HashMap<String, (Arc<str>, Key)>,
     dependents: HashMap<String, BTreeSet<(Arc<str>, Key)>>,
+    /// Each object's uid and owner uids, to update the two indexes above without decoding it again.
+    links: HashMap<(Arc<str>, Key), Links>,
 }
 
 /// The object store.
@@ -217,37 +244,48 @@ fn owner_uids(object: &Value) -> impl Iterator<Item = &str> {
         .filter_map(|r| r.get("uid").and_then(Value::as_str))
 }
 
+/// What the indexes know of one object.
+#[derive(Debug, Default)]
+struct Links {
+    uid: Option<String>,
+    owners: Vec<String>,
+}
+
 impl Inner {
-    fn index(&mut self, storage: &Arc<str>, key: &Key, old: Option<&Value>, new: Option<&Value>) {
+    /// Updates the uid and owner indexes for the object under `key`, now `new` (`None`: removed).
+    fn index(&mut self, storage: &Arc<str>, key: &Key, new: Option<&Value>) {
         let entry = (storage.clone(), key.clone());
-        if let Some(old) = old {
-            for owner in owner_uids(old) {
-                if let Some(set) = self.dependents.get_mut(owner) {
-                    set.remove(&entry);
-                    if set.is_empty() {
-                        self.dependents.remove(owner);
-                    }
+        let old = self.links.remove(&entry).unwrap_or_default();
+        for owner in &old.owners {
+            if let Some(set) = self.dependents.get_mut(owner) {
+                set.remove(&entry);
+                if set.is_empty() {
+                    self.dependents.remove(owner);
                 }
             }
-            if new.is_none()
-                && let Some(uid) = uid_of(old)
-            {
+        }
+        let Some(new) = new else {
+            if let Some(uid) = &old.uid {
                 self.uids.remove(uid);
             }
+            return;
+        };
+        let links = Links {
+            uid: uid_of(new).map(str::to_string),
+            owners: owner_uids(new).map(str::to_string).collect(),
+        };
+        for owner in &links.owners {
+            self.dependents
+                .entry(owner.clone())
+                .or_default()
+                .insert(entry.clone());
         }
-        if let Some(new) = new {
-            for owner in owner_uids(new) {
-                self.dependents
-                    .entry(owner.to_string())
-                    .or_default()
-                    .insert(entry.clone());
-            }
-            if let Some(uid) = uid_of(new)
-                && !self.uids.contains_key(uid)
-            {
-                self.uids.insert(uid.to_string(), entry.clone());
-            }
+        if let Some(uid) = &links.uid
+            && !self.uids.contains_key(uid)
+        {
+            self.uids.insert(uid.clone(), entry.clone());
         }
+        self.links.insert(entry, links);
     }
 
     fn record(&mut self, change: Arc<Change>) {
@@ -265,10 +303,7 @@ fn encode(mut object: Value, rv: u64) -> Result<Stored, ApiError> {
         meta.insert("resourceVersion".to_string(), Value::String(rv.to_string()));
     }
     let json = serde_json::to_vec(&object).map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(Stored {
-        object: Arc::new(object),
-        json: Bytes::from(json),
-    })
+    Ok(Stored::decoded(object, Bytes::from(json)))
 }
 
 impl Store {
@@ -320,7 +355,7 @@ impl Store {
             let now = inner.collections.get(storage).and_then(|c| c.get(key));
             let unchanged = match (now, &current) {
                 (None, None) => true,
-                (Some(now), Some(read)) => Arc::ptr_eq(&now.object, &read.object),
+                (Some(now), Some(read)) => now.same_version(read),
                 _ => false,
             };
             if unchanged {
@@ -354,17 +389,12 @@ impl Store {
                 } else {
                     EventType::Added
                 };
-                inner.index(
-                    storage,
-                    key,
-                    current.as_ref().map(|s| &*s.object),
-                    Some(&stored.object),
-                );
+                inner.index(storage, key, Some(stored.object()));
                 inner
                     .collections
                     .entry(storage.clone())
                     .or_default()
-                    .insert(key.clone(), stored.clone());
+                    .insert(key.clone(), stored.undecoded());
                 (event, stored)
             }
             Decision::Remove(object) => {
@@ -374,7 +404,7 @@ impl Store {
                 let rv = inner.rv + 1;
                 let stored = encode(object, rv)?;
                 inner.rv = rv;
-                inner.index(storage, key, current.as_ref().map(|s| &*s.object), None);
+                inner.index(storage, key, None);
                 if let Some(collection) = inner.collections.get_mut(storage) {
                     collection.remove(key);
                 }
@@ -387,8 +417,8 @@ impl Store {
             storage: storage.clone(),
             key: key.clone(),
             json: stored.json.clone(),
-            object: Arc::downgrade(&stored.object),
-            previous: current.map(|c| c.json),
+            api_version: stored.api_version.clone(),
+            previous: current.map(|c| c.undecoded()),
             line: OnceLock::new(),
         });
         inner.record(change.clone());
@@ -418,7 +448,7 @@ impl Store {
         namespace: Option<&str>,
         start_after: Option<&Key>,
         limit: Option<usize>,
-        filter: impl Fn(&Value) -> bool,
+        filter: impl Fn(&Stored) -> bool,
     ) -> Page {
         let inner = self.lock();
         let mut page = Page {
@@ -440,7 +470,7 @@ impl Store {
             if namespace.is_some_and(|ns| key.0 != ns) {
                 break;
             }
-            if !filter(&stored.object) {
+            if !filter(stored) {
                 continue;
             }
             if page.items.len() < limit {
@@ -450,7 +480,7 @@ impl Store {
             }
         }
         if page.remaining > 0 {
-            page.next = page.items.last().map(|s| key_of(&s.object));
+            page.next = page.items.last().map(|s| key_of(s.object()));
         }
         page
     }
@@ -642,7 +672,7 @@ mod tests {
                         store
                             .mutate(&storage, &key, |_, current| {
                                 let count = current
-                                    .and_then(|c| c.object["data"]["count"].as_u64())
+                                    .and_then(|c| c.object()["data"]["count"].as_u64())
                                     .unwrap_or(0);
                                 Ok(Decision::Put(json!({
                                     "metadata": { "name": "counter", "namespace": "ns", "uid": "u" },
@@ -658,7 +688,7 @@ mod tests {
             writer.join().unwrap();
         }
         let stored = store.get(&storage, &key).unwrap();
-        assert_eq!(stored.object["data"]["count"], 1000);
+        assert_eq!(stored.object()["data"]["count"], 1000);
         assert_eq!(store.resource_version(), 1000);
     }
 
@@ -669,7 +699,7 @@ mod tests {
         put(&store, &storage, "a");
         let second = put(&store, &storage, "a");
         assert_eq!(second.event, Some(EventType::Modified));
-        assert_eq!(second.stored.object["metadata"]["resourceVersion"], "2");
+        assert_eq!(second.stored.object()["metadata"]["resourceVersion"], "2");
         assert_eq!(store.resource_version(), 2);
     }
 
@@ -709,7 +739,7 @@ mod tests {
         assert_eq!(first.remaining, 1);
         let rest = store.list(&storage, Some("ns"), first.next.as_ref(), Some(2), |_| true);
         assert_eq!(rest.items.len(), 1);
-        assert_eq!(rest.items[0].object["metadata"]["name"], "c");
+        assert_eq!(rest.items[0].object()["metadata"]["name"], "c");
         assert!(rest.next.is_none());
     }
 }

@@ -16,7 +16,7 @@ const FOREGROUND: &str = "foregroundDeletion";
 
 pub(super) fn on_change(cluster: &Cluster, change: &Change) {
     let stored = change.stored();
-    let object = &*stored.object;
+    let object = stored.object();
     let uid = meta::meta_str(object, "uid");
     match change.event {
         EventType::Deleted => {
@@ -78,16 +78,16 @@ fn collect(cluster: &Cluster, (storage, key): &(Arc<str>, Key)) {
     let Some(stored) = cluster.store.get(storage, key) else {
         return;
     };
-    let owners = owner_uids(&stored.object);
+    let owners = owner_uids(stored.object());
     let alive: Vec<String> = owners
         .into_iter()
         .filter(|uid| cluster.store.uid_exists(uid))
         .collect();
-    if alive.len() == owner_uids(&stored.object).len() {
+    if alive.len() == owner_uids(stored.object()).len() {
         return;
     }
     let result = if alive.is_empty() {
-        if meta::is_deleting(&stored.object) {
+        if meta::is_deleting(stored.object()) {
             return;
         }
         tracing::debug!(?key, kind = %resource.kind, "garbage collecting a dependent");
@@ -175,7 +175,7 @@ fn delete_dependents(cluster: &Cluster, storage: &Arc<str>, key: &Key, uid: &str
         let Some(dependent) = cluster.store.get(&dep_storage, &dep_key) else {
             continue;
         };
-        if meta::is_deleting(&dependent.object) {
+        if meta::is_deleting(dependent.object()) {
             continue;
         }
         if let Err(error) = cluster.delete(
@@ -196,17 +196,17 @@ fn finish_foreground(cluster: &Cluster, (storage, key): &(Arc<str>, Key)) {
     let Some(owner) = cluster.store.get(storage, key) else {
         return;
     };
-    if !meta::is_deleting(&owner.object)
-        || !meta::finalizers(&owner.object)
+    if !meta::is_deleting(owner.object())
+        || !meta::finalizers(owner.object())
             .iter()
             .any(|f| f == FOREGROUND)
     {
         return;
     }
-    let uid = meta::meta_str(&owner.object, "uid");
+    let uid = meta::meta_str(owner.object(), "uid");
     let blocking = cluster.store.dependents_of(uid).into_iter().any(|(s, k)| {
         cluster.store.get(&s, &k).is_some_and(|d| {
-            d.object
+            d.object()
                 .pointer("/metadata/ownerReferences")
                 .and_then(Value::as_array)
                 .into_iter()

@@ -18,7 +18,7 @@ pub(super) fn on_change(cluster: &Cluster, change: &Change) {
         return;
     };
     if change.storage == namespaces.storage {
-        if change.event != EventType::Deleted && meta::is_deleting(&change.stored().object) {
+        if change.event != EventType::Deleted && meta::is_deleting(change.stored().object()) {
             terminate(cluster, &change.key.1);
         }
     } else if change.event == EventType::Deleted && !change.key.0.is_empty() {
@@ -26,7 +26,7 @@ pub(super) fn on_change(cluster: &Cluster, change: &Change) {
         let terminating = cluster
             .store
             .get(&namespaces.storage, &(String::new(), namespace.clone()))
-            .is_some_and(|ns| meta::is_deleting(&ns.object));
+            .is_some_and(|ns| meta::is_deleting(ns.object()));
         if terminating {
             terminate(cluster, namespace);
         }
@@ -41,7 +41,7 @@ pub(super) fn sweep(cluster: &Cluster) {
         let deleting = cluster
             .store
             .get(&namespaces.storage, &(String::new(), name.clone()))
-            .is_some_and(|ns| meta::is_deleting(&ns.object));
+            .is_some_and(|ns| meta::is_deleting(ns.object()));
         if deleting {
             terminate(cluster, &name);
         }
@@ -59,7 +59,7 @@ fn terminate(cluster: &Cluster, namespace: &str) {
             let deleting = cluster
                 .store
                 .get(storage, &(ns.clone(), name.clone()))
-                .is_some_and(|o| meta::is_deleting(&o.object));
+                .is_some_and(|o| meta::is_deleting(o.object()));
             if deleting {
                 continue;
             }

@@ -254,7 +254,7 @@ fn page_of(
     objects: Vec<Stored>,
     options: &ListOptions,
     rv: u64,
-    matches: impl Fn(&Value) -> bool,
+    matches: impl Fn(&Stored) -> bool,
 ) -> Page {
     let mut page = Page {
         items: Vec::new(),
@@ -267,10 +267,10 @@ fn page_of(
         options
             .start_after
             .as_ref()
-            .is_none_or(|start| crate::store::key_of(&stored.object) > *start)
+            .is_none_or(|start| crate::store::key_of(stored.object()) > *start)
     };
     for stored in objects.into_iter().filter(after) {
-        if !matches(&stored.object) {
+        if !matches(&stored) {
             continue;
         }
         if page.items.len() < limit {
@@ -280,7 +280,7 @@ fn page_of(
         }
     }
     if page.remaining > 0 {
-        page.next = page.items.last().map(|s| crate::store::key_of(&s.object));
+        page.next = page.items.last().map(|s| crate::store::key_of(s.object()));
     }
     page
 }
@@ -295,7 +295,10 @@ pub async fn serve(
     let store = &call.state.cluster.store;
     let options = parse(call.query, store)?;
     let namespace = call.path.namespace.as_deref();
-    let matches = |object: &Value| filter.matches(&to_view(resource, object));
+    // Objects are decoded only when a selector has to look inside them.
+    let matches = |stored: &Stored| {
+        filter.is_everything() || filter.matches(&to_view(resource, stored.object()))
+    };
     let page = match options.source {
         Source::NotOlderThan(rv) | Source::Exact(rv) if rv > store.resource_version() => {
             reach(store, rv).await?;
@@ -337,7 +340,7 @@ pub async fn serve(
         let views: Vec<_> = page
             .items
             .iter()
-            .map(|s| to_view(resource, &s.object))
+            .map(|s| to_view(resource, s.object()))
             .collect();
         let objects: Vec<&Value> = views.iter().map(|v| &**v).collect();
         let body = match representation {

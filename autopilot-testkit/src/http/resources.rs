@@ -133,7 +133,7 @@ pub async fn handle(call: Call<'_>) -> Result<Response, ApiError> {
             let options = delete_params(call.query, &call.body)?;
             let deleted = cluster.delete(&resource, namespace, name, &options, &params)?;
             if deleted.removed && !resource.returns_deleted_object {
-                let uid = crate::meta::meta_str(&deleted.stored.object, "uid");
+                let uid = crate::meta::meta_str(deleted.stored.object(), "uid");
                 return Ok(super::json(
                     StatusCode::OK,
                     &status::success(&*resource, name, uid),
@@ -148,9 +148,9 @@ pub async fn handle(call: Call<'_>) -> Result<Response, ApiError> {
             let page = cluster
                 .store
                 .list(&resource.storage, namespace, None, None, |o| {
-                    filter.matches(o)
+                    filter.matches(o.object())
                 });
-            for (ns, name) in page.items.iter().map(|s| crate::store::key_of(&s.object)) {
+            for (ns, name) in page.items.iter().map(|s| crate::store::key_of(s.object())) {
                 match cluster.delete(&resource, Some(&ns), &name, &options, &params) {
                     Ok(deleted) => items.push(encoded(&resource, &deleted.stored)),
                     Err(e) if e.code == 404 => {}
@@ -309,7 +309,7 @@ fn patch(
                 .store
                 .get(&resource.storage, &key(resource, namespace, name))
                 .ok_or_else(|| ApiError::not_found(&**resource, name))?;
-            let mut scale = scale_of(resource, &current.object);
+            let mut scale = scale_of(resource, current.object());
             match kind {
                 PatchKind::Json => crate::write::apply_json_patch(&mut scale, &patch)?,
                 _ => json_patch::merge(&mut scale, &patch),
@@ -373,7 +373,7 @@ fn respond(
     stored: &Stored,
 ) -> Result<Response, ApiError> {
     if endpoint == Endpoint::Scale {
-        return Ok(super::json(code, &scale_of(resource, &stored.object)));
+        return Ok(super::json(code, &scale_of(resource, stored.object())));
     }
     Ok(json_bytes(code, encoded(resource, stored)))
 }
@@ -384,7 +384,7 @@ fn represented(
     representation: Representation,
     stored: &Stored,
 ) -> Response {
-    let object = &*to_view(resource, &stored.object);
+    let object = &*to_view(resource, stored.object());
     let body = match representation {
         Representation::Table(include) => {
             let rv = crate::meta::meta_str(object, "resourceVersion");
@@ -407,12 +407,11 @@ fn represented(
 /// The object's JSON as served at the request's version (custom resources are not converted beyond
 /// their `apiVersion`).
 pub fn encoded(resource: &ResourceType, stored: &Stored) -> Bytes {
-    match crate::conversion::to_view(resource, &stored.object) {
-        std::borrow::Cow::Borrowed(_) => stored.json.clone(),
-        std::borrow::Cow::Owned(object) => {
-            Bytes::from(serde_json::to_vec(&object).unwrap_or_default())
-        }
+    if crate::conversion::shown_as_stored(resource, &stored.api_version) {
+        return stored.json.clone();
     }
+    let object = crate::conversion::to_view(resource, stored.object());
+    Bytes::from(serde_json::to_vec(&*object).unwrap_or_default())
 }
 
 fn delete_params(query: &Query, body: &Bytes) -> Result<DeleteParams, ApiError> {

@@ -15,7 +15,7 @@ use tokio::time::{Instant, Interval};
 use super::negotiate::{self, Representation};
 use super::resources::encoded;
 use super::{AppState, Query};
-use crate::conversion::{Conversion, to_view};
+use crate::conversion::{shown_as_stored, to_view};
 use crate::filter::Filter;
 use crate::registry::ResourceType;
 use crate::status::ApiError;
@@ -67,25 +67,22 @@ impl Stream {
         if !in_scope {
             return None;
         }
-        let plain = self.representation == Representation::Object;
-        // Built-in kinds without conversion are shown exactly as stored: no need to look inside.
-        if plain
-            && self.filter.is_everything()
-            && !self.resource.custom
-            && self.resource.conversion == Conversion::Identity
-        {
+        let stored = change.stored();
+        let plain = self.representation == Representation::Object
+            && shown_as_stored(&self.resource, &stored.api_version);
+        // Objects shown as stored to a watcher of everything need no look inside.
+        if plain && self.filter.is_everything() {
             return Some(change.line());
         }
-        let stored = change.stored();
         let kind = if self.filter.is_everything() {
             change.event
         } else {
             let now = self
                 .filter
-                .matches(&to_view(&self.resource, &stored.object));
+                .matches(&to_view(&self.resource, stored.object()));
             let before = change
                 .previous()
-                .is_some_and(|p| self.filter.matches(&to_view(&self.resource, &p.object)));
+                .is_some_and(|p| self.filter.matches(&to_view(&self.resource, p.object())));
             match (change.event, before, now) {
                 (EventType::Modified, true, true) => EventType::Modified,
                 (EventType::Modified, false, true) | (EventType::Added, _, true) => {
@@ -97,13 +94,7 @@ impl Stream {
                 _ => return None,
             }
         };
-        if kind == change.event
-            && plain
-            && matches!(
-                to_view(&self.resource, &stored.object),
-                std::borrow::Cow::Borrowed(_)
-            )
-        {
+        if kind == change.event && plain {
             return Some(change.line());
         }
         Some(event(kind.as_str(), &self.render(&stored)))
@@ -139,7 +130,10 @@ impl Stream {
 
     /// An object as the client asked to see it.
     fn render(&self, stored: &Stored) -> Bytes {
-        let object = &*to_view(&self.resource, &stored.object);
+        if self.representation == Representation::Object {
+            return encoded(&self.resource, stored);
+        }
+        let object = &*to_view(&self.resource, stored.object());
         let value = match self.representation {
             Representation::Object => return encoded(&self.resource, stored),
             Representation::Table(include) => {
@@ -157,12 +151,15 @@ impl Stream {
     }
 
     fn wanted_object(&self, stored: &Stored) -> bool {
+        if self.namespace.is_none() && self.filter.is_everything() {
+            return true;
+        }
         self.namespace
             .as_deref()
-            .is_none_or(|ns| crate::meta::meta_str(&stored.object, "namespace") == ns)
+            .is_none_or(|ns| crate::meta::meta_str(stored.object(), "namespace") == ns)
             && self
                 .filter
-                .matches(&to_view(&self.resource, &stored.object))
+                .matches(&to_view(&self.resource, stored.object()))
     }
 
     async fn next(&mut self) -> Option<Bytes> {

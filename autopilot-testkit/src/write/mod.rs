@@ -272,9 +272,9 @@ impl Cluster {
         };
         self.commit(resource, &key, params, |_, current| {
             let current = current.ok_or_else(|| ApiError::not_found(resource, name))?;
-            let view = conversion::to_view(resource, &current.object);
+            let view = conversion::to_view(resource, current.object());
             let new = conversion::to_storage(resource, change(&view)?);
-            context.update(&current.object, new, part, true)
+            context.update(current.object(), new, part, true)
         })
     }
 
@@ -313,7 +313,7 @@ impl Cluster {
         let now = meta::now();
         let decide = |current: Option<&Stored>| -> Result<Decision, ApiError> {
             let current = current.ok_or_else(|| ApiError::not_found(resource, name))?;
-            let old = &*current.object;
+            let old = current.object();
             if let Some(uid) = &options.uid
                 && uid != meta::meta_str(old, "uid")
             {
@@ -395,12 +395,12 @@ impl Cluster {
         if resource.custom || resource.kind != "CustomResourceDefinition" {
             return;
         }
-        let name = meta::meta_str(&stored.object, "name");
-        if meta::is_deleting(&stored.object) {
+        let name = meta::meta_str(stored.object(), "name");
+        if meta::is_deleting(stored.object()) {
             return;
         }
         self.registry
-            .set_custom(name, crd::resource_types(&stored.object));
+            .set_custom(name, crd::resource_types(stored.object()));
     }
 
     /// Stops serving the kinds of a removed CRD and drops their objects.
@@ -408,8 +408,8 @@ impl Cluster {
         if resource.custom || resource.kind != "CustomResourceDefinition" {
             return;
         }
-        let name = meta::meta_str(&stored.object, "name");
-        if let Some(storage) = crd::resource_types(&stored.object)
+        let name = meta::meta_str(stored.object(), "name");
+        if let Some(storage) = crd::resource_types(stored.object())
             .first()
             .map(|t| t.storage.clone())
         {

@@ -226,7 +226,7 @@ impl Cluster {
                         .map(Decision::Put)
                 }
                 Some(current) => {
-                    let old = &*current.object;
+                    let old = current.object();
                     let live = conversion::to_view(resource, old);
                     let new = apply::apply_with_schema(
                         ApplyRequest {
