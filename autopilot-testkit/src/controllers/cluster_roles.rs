@@ -69,11 +69,11 @@ pub(super) fn sweep(cluster: &Cluster) {
         let Some(rules) = aggregated_rules(role, &all) else {
             continue;
         };
-        let current = role.object.get("rules").and_then(Value::as_array);
+        let current = role.object().get("rules").and_then(Value::as_array);
         if current.map_or(rules.is_empty(), |current| same_rules(current, &rules)) {
             continue;
         }
-        let name = meta::meta_str(&role.object, "name");
+        let name = meta::meta_str(role.object(), "name");
         if let Err(error) = cluster.edit(&roles, None, name, |object| {
             object["rules"] = Value::Array(rules.clone());
         }) {
@@ -85,22 +85,23 @@ pub(super) fn sweep(cluster: &Cluster) {
 /// The rules an aggregated role should hold; `None` when it has no `aggregationRule`.
 fn aggregated_rules(role: &Stored, all: &[Stored]) -> Option<Vec<Value>> {
     let selectors = role
-        .object
+        .object()
         .get("aggregationRule")
         .filter(|rule| !rule.is_null())?
         .get("clusterRoleSelectors")
         .and_then(Value::as_array);
-    let name = meta::meta_str(&role.object, "name");
+    let name = meta::meta_str(role.object(), "name");
     let mut rules: Vec<Value> = Vec::new();
     for selector in selectors.into_iter().flatten() {
         let Ok(selector) = LabelSelector::from_label_selector(Some(selector)) else {
             continue;
         };
         let picked = all.iter().filter(|other| {
-            meta::meta_str(&other.object, "name") != name && selector.matches_object(&other.object)
+            meta::meta_str(other.object(), "name") != name
+                && selector.matches_object(other.object())
         });
         for other in picked {
-            let other_rules = other.object.get("rules").and_then(Value::as_array);
+            let other_rules = other.object().get("rules").and_then(Value::as_array);
             for rule in other_rules.into_iter().flatten() {
                 if !rules.iter().any(|r| same_rule(r, rule)) {
                     rules.push(rule.clone());
