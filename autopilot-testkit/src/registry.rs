@@ -58,7 +58,7 @@ pub struct ResourceType {
     pub generation: GenerationPolicy,
     /// Whether a PUT without `metadata.resourceVersion` is accepted.
     pub unconditional_update: bool,
-    /// Whether a PUT of a missing object creates it (Lease, Service, Event).
+    /// Whether a PUT of a missing object creates it (Lease, Service, Event, the RBAC kinds).
     pub create_on_update: bool,
     /// Whether a delete answers with the deleted object (otherwise a `Status`).
     pub returns_deleted_object: bool,

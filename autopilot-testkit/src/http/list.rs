@@ -1,6 +1,6 @@
 //! Lists (and gets at a resourceVersion): which state a list is served from (`resourceVersion`,
-//! `resourceVersionMatch`, `continue`, as the
-//! API server reads them), selection, paging, and the list body in each representation.
+//! `resourceVersionMatch`, `continue`, as the API server reads them), selection, paging, and the list
+//! body in each representation.
 
 use std::time::Duration;
 
