@@ -25,9 +25,33 @@ pub type Key = (String, String);
 pub struct Stored {
     /// The object encoded as JSON, with `metadata.resourceVersion` set.
     pub json: Bytes,
-    /// The object's `apiVersion`, which decides how it is shown without decoding it.
-    pub api_version: Arc<str>,
+    /// What callers check most often, known without decoding.
+    pub summary: Summary,
     object: OnceLock<Arc<Value>>,
+}
+
+/// The parts of a stored object that are read on every request and change, kept beside its JSON.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// `apiVersion`, which decides how the object is shown.
+    pub api_version: Arc<str>,
+    /// Whether `metadata.deletionTimestamp` is set.
+    pub deleting: bool,
+    /// Whether it has `metadata.ownerReferences`.
+    pub owned: bool,
+}
+
+impl Summary {
+    fn of(object: &Value) -> Self {
+        Self {
+            api_version: Arc::from(object.get("apiVersion").and_then(Value::as_str).unwrap_or_default()),
+            deleting: crate::meta::is_deleting(object),
+            owned: object
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .is_some_and(|refs| !refs.is_empty()),
+        }
+    }
 }
 
 impl Stored {
@@ -38,23 +62,17 @@ impl Stored {
     }
 
     fn decoded(object: Value, json: Bytes) -> Self {
-        let api_version = Arc::from(
-            object
-                .get("apiVersion")
-                .and_then(Value::as_str)
-                .unwrap_or_default(),
-        );
         Self {
             json,
-            api_version,
+            summary: Summary::of(&object),
             object: OnceLock::from(Arc::new(object)),
         }
     }
 
-    fn from_json(json: Bytes, api_version: Arc<str>) -> Self {
+    fn from_json(json: Bytes, summary: Summary) -> Self {
         Self {
             json,
-            api_version,
+            summary,
             object: OnceLock::new(),
         }
     }
@@ -67,7 +85,7 @@ impl Stored {
 
     /// A copy sharing the JSON but not the decoded object.
     fn undecoded(&self) -> Self {
-        Self::from_json(self.json.clone(), self.api_version.clone())
+        Self::from_json(self.json.clone(), self.summary.clone())
     }
 
     /// Whether both are the same stored version (not merely equal).
@@ -114,7 +132,7 @@ pub struct Change {
     pub key: Key,
     /// The object after the write (its last state for deletions), as JSON.
     pub json: Bytes,
-    api_version: Arc<str>,
+    summary: Summary,
     /// The object before the write (for modifications and deletions).
     previous: Option<Stored>,
     /// The watch event line most watchers send for this change, encoded once for all of them.
@@ -124,7 +142,7 @@ pub struct Change {
 impl Change {
     /// The object after the write.
     pub fn stored(&self) -> Stored {
-        Stored::from_json(self.json.clone(), self.api_version.clone())
+        Stored::from_json(self.json.clone(), self.summary.clone())
     }
 
     /// The object before the write, for modifications and deletions.
@@ -417,7 +435,7 @@ impl Store {
             storage: storage.clone(),
             key: key.clone(),
             json: stored.json.clone(),
-            api_version: stored.api_version.clone(),
+            summary: stored.summary.clone(),
             previous: current.map(|c| c.undecoded()),
             line: OnceLock::new(),
         });

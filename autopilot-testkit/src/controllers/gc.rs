@@ -16,6 +16,15 @@ const FOREGROUND: &str = "foregroundDeletion";
 
 pub(super) fn on_change(cluster: &Cluster, change: &Change) {
     let stored = change.stored();
+    // Most changes concern objects that are neither deleted nor owned: nothing to decode or do.
+    let relevant = match change.event {
+        EventType::Deleted => true,
+        EventType::Modified => stored.summary.deleting,
+        EventType::Added => stored.summary.deleting || stored.summary.owned,
+    };
+    if !relevant {
+        return;
+    }
     let object = stored.object();
     let uid = meta::meta_str(object, "uid");
     match change.event {

@@ -18,7 +18,7 @@ pub(super) fn on_change(cluster: &Cluster, change: &Change) {
         return;
     };
     if change.storage == namespaces.storage {
-        if change.event != EventType::Deleted && meta::is_deleting(change.stored().object()) {
+        if change.event != EventType::Deleted && change.stored().summary.deleting {
             terminate(cluster, &change.key.1);
         }
     } else if change.event == EventType::Deleted && !change.key.0.is_empty() {

@@ -407,7 +407,7 @@ fn represented(
 /// The object's JSON as served at the request's version (custom resources are not converted beyond
 /// their `apiVersion`).
 pub fn encoded(resource: &ResourceType, stored: &Stored) -> Bytes {
-    if crate::conversion::shown_as_stored(resource, &stored.api_version) {
+    if crate::conversion::shown_as_stored(resource, &stored.summary.api_version) {
         return stored.json.clone();
     }
     let object = crate::conversion::to_view(resource, stored.object());

@@ -69,7 +69,7 @@ impl Stream {
         }
         let stored = change.stored();
         let plain = self.representation == Representation::Object
-            && shown_as_stored(&self.resource, &stored.api_version);
+            && shown_as_stored(&self.resource, &stored.summary.api_version);
         // Objects shown as stored to a watcher of everything need no look inside.
         if plain && self.filter.is_everything() {
             return Some(change.line());

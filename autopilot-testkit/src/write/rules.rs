@@ -113,7 +113,7 @@ pub fn check_namespace_lifecycle(
             Some(namespaces) => ApiError::not_found(&*namespaces, &key.0),
             None => ApiError::unknown_resource(),
         }),
-        Some(ns) if meta::is_deleting(ns.object()) => Err(ApiError::forbidden(
+        Some(ns) if ns.summary.deleting => Err(ApiError::forbidden(
             resource,
             &key.1,
             &format!("unable to create new content in namespace {} because it is being terminated", key.0),
