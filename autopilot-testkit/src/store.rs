@@ -44,7 +44,12 @@ pub struct Summary {
 impl Summary {
     fn of(object: &Value) -> Self {
         Self {
-            api_version: Arc::from(object.get("apiVersion").and_then(Value::as_str).unwrap_or_default()),
+            api_version: Arc::from(
+                object
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            ),
             deleting: crate::meta::is_deleting(object),
             owned: object
                 .pointer("/metadata/ownerReferences")

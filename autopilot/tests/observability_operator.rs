@@ -123,15 +123,17 @@ async fn metrics_count_what_the_handlers_did_and_readyz_follows_the_cache() {
         r#"controller_runtime_reconcile_total{controller="drill",result="error"}"#,
         1.0,
     );
-    // Every reconcile is counted once by result and once in the duration histogram; each handler run is one.
+    // Every reconcile is counted once by result and once in the duration histogram. Each handler run is
+    // one reconcile, except that a move to the next phase runs that phase's handler in the same reconcile:
+    // 7 runs, 2 of them right after Starting → Working.
     let reconciles = sum(
         &text,
         "controller_runtime_reconcile_total",
         &[("controller", "drill")],
     );
     assert!(
-        reconciles >= 7.0,
-        "{reconciles} reconciles for 7 handler runs"
+        reconciles >= 5.0,
+        "{reconciles} reconciles for 7 handler runs, 2 chained"
     );
     assert_sample(
         &text,

@@ -83,18 +83,21 @@ const PRUNE_EVERY: usize = 4096;
 /// How long to wait for the cache to show our own status write before looking again.
 const CACHE_CATCH_UP: Duration = Duration::from_millis(20);
 
-/// How a reconcile ended, before it is turned into a kube [`Action`].
-enum Done {
+/// How a reconcile step ended, before it is turned into a kube [`Action`].
+enum Done<K> {
     Wait,
     After(Duration),
     Failed(Duration),
+    /// The object moved to another phase; its next handler can run on the object as just stored.
+    Next(Option<Arc<K>>),
 }
 
-impl Done {
+impl<K> Done<K> {
     fn action(&self) -> Action {
         match self {
             Self::Wait => Action::await_change(),
             Self::After(d) | Self::Failed(d) => Action::requeue(*d),
+            Self::Next(_) => Action::requeue(Duration::ZERO),
         }
     }
 
@@ -102,10 +105,14 @@ impl Done {
         match self {
             Self::Wait => Outcome::Success,
             Self::After(d) => Outcome::RequeueAfter(*d),
+            Self::Next(_) => Outcome::RequeueAfter(Duration::ZERO),
             Self::Failed(_) => Outcome::Error,
         }
     }
 }
+
+/// How many phases one reconcile walks through before handing the object back to the queue.
+const MAX_STEPS: usize = 8;
 
 /// Events and hook calls to make once the status is stored.
 struct Report<P> {
@@ -148,7 +155,19 @@ impl<K: Autopilot> Reconciler<K> {
             self.prune();
         }
         let started = Instant::now();
-        let result = self.step(obj, &key).instrument(span).await;
+        // Status writes do not wake objects, so a phase change continues here with the object the
+        // write returned, instead of waiting for the cache to catch up.
+        let mut obj = obj;
+        let mut steps = 1;
+        let result = loop {
+            match self.step(obj, &key).instrument(span.clone()).await {
+                Ok(Done::Next(Some(stored))) if steps < MAX_STEPS => {
+                    obj = stored;
+                    steps += 1;
+                }
+                other => break other,
+            }
+        };
         let outcome = result.as_ref().map_or(Outcome::Error, Done::outcome);
         let elapsed = started.elapsed();
         self.hooks
@@ -165,7 +184,7 @@ impl<K: Autopilot> Reconciler<K> {
         delay
     }
 
-    async fn step(&self, obj: Arc<K>, key: &ObjectKey<'_>) -> Result<Done, ReconcileError> {
+    async fn step(&self, obj: Arc<K>, key: &ObjectKey<'_>) -> Result<Done<K>, ReconcileError> {
         let oref = ObjectRef::from_obj(&*obj);
         if self.is_stale(&oref, &obj) {
             debug!("cache is older than our last status write; waiting for it");
@@ -247,11 +266,14 @@ impl<K: Autopilot> Reconciler<K> {
                 self.handler_failed(&oref, &mut status, phase, &*error, generation, &mut report)
             }
         };
-        self.store(&obj, key, &old, &status, report).await?;
+        let stored = self.store(&obj, key, &old, &status, report).await?;
         if handled {
             self.acknowledge(&oref, delivery.as_ref());
         }
-        Ok(done)
+        Ok(match done {
+            Done::Next(_) => Done::Next(stored.map(Arc::new)),
+            other => other,
+        })
     }
 
     /// The external events waiting for `obj`, if any.
@@ -274,7 +296,7 @@ impl<K: Autopilot> Reconciler<K> {
         transition: Transition<K::Phase>,
         generation: Option<i64>,
         report: &mut Report<K::Phase>,
-    ) -> Done {
+    ) -> Done<K> {
         match transition {
             Transition::Stay { recheck, message } => {
                 if message.is_some() {
@@ -293,9 +315,7 @@ impl<K: Autopilot> Reconciler<K> {
                 report
                     .transitions
                     .push((Some(phase.name().to_owned()), to, message));
-                // Status writes do not wake objects: run the next handler as soon as the cache has
-                // our write.
-                Done::After(Duration::ZERO)
+                Done::Next(None)
             }
             Transition::Fail { reason } => {
                 if let Some(failed) = K::Phase::failure() {
@@ -347,7 +367,7 @@ impl<K: Autopilot> Reconciler<K> {
         error: &(dyn std::error::Error + 'static),
         generation: Option<i64>,
         report: &mut Report<K::Phase>,
-    ) -> Done {
+    ) -> Done<K> {
         let (attempt, delay) = self.failures.failed(oref, generation);
         let text = format!("{phase}: {}", error_chain(error));
         warn!(%phase, attempt, ?delay, error = %text, "handler failed");
@@ -370,7 +390,7 @@ impl<K: Autopilot> Reconciler<K> {
         old: &Status<K::Phase, K::Fields>,
         mut status: Status<K::Phase, K::Fields>,
         unknown: &str,
-    ) -> Result<Done, ReconcileError> {
+    ) -> Result<Done<K>, ReconcileError> {
         let generation = obj.meta().generation;
         let text = format!(
             "status.phase `{unknown}` is not one of {}; the object waits until its spec changes, which \
@@ -404,7 +424,7 @@ impl<K: Autopilot> Reconciler<K> {
         obj: Arc<K>,
         key: &ObjectKey<'_>,
         oref: &ObjectRef<K>,
-    ) -> Result<Done, ReconcileError> {
+    ) -> Result<Done<K>, ReconcileError> {
         let Some(phase) = K::Phase::finalizer() else {
             return Ok(Done::Wait);
         };
@@ -476,7 +496,8 @@ impl<K: Autopilot> Reconciler<K> {
         old: &Status<K::Phase, K::Fields>,
         status: &Status<K::Phase, K::Fields>,
         report: Report<K::Phase>,
-    ) -> Result<(), ReconcileError> {
+    ) -> Result<Option<K>, ReconcileError> {
+        let mut written = None;
         if status != old {
             let api = K::api(self.shared.client.clone(), obj.namespace().as_deref());
             let params = PatchParams {
@@ -499,9 +520,10 @@ impl<K: Autopilot> Reconciler<K> {
                     .unwrap_or_else(PoisonError::into_inner)
                     .insert(ObjectRef::from_obj(obj), rv);
             }
+            written = Some(stored);
         }
         self.announce(obj, key, report).await;
-        Ok(())
+        Ok(written)
     }
 
     /// Publishes the Events of a stored outcome and tells the hooks about transitions.
