@@ -197,7 +197,9 @@ impl<K: Autopilot> Reconciler<K> {
         if obj.meta().deletion_timestamp.is_some() {
             return self.finalize(obj, key, &oref).await;
         }
-        if K::Phase::finalizer().is_some() && !obj.finalizers().contains(&self.finalizer) {
+        let adds_finalizer =
+            K::Phase::finalizer().is_some() && !obj.finalizers().contains(&self.finalizer);
+        if adds_finalizer {
             self.add_finalizer(&obj).await?;
         }
 
@@ -271,6 +273,9 @@ impl<K: Autopilot> Reconciler<K> {
             self.acknowledge(&oref, delivery.as_ref());
         }
         Ok(match done {
+            // The finalizer's own watch event wakes the object once more: let it take the place of the
+            // next step, or the next handler would run twice.
+            Done::Next(_) if adds_finalizer => Done::Next(None),
             Done::Next(_) => Done::Next(stored.map(Arc::new)),
             other => other,
         })
