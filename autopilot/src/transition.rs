@@ -82,7 +82,9 @@ impl<P: Copy> Transition<P> {
         }
     }
 
-    /// Moves to `phase`.
+    /// Moves to `phase`. Once the new phase is in the status, its handler runs in the same reconcile on the
+    /// object as just stored (after a few such steps the object goes back to the queue, so a cycle of phases
+    /// cannot hold a worker).
     #[must_use]
     pub fn next(phase: P) -> Self {
         Self::Next {

@@ -813,3 +813,72 @@ async fn a_status_update_while_staying_does_not_run_the_handler_again_early() {
     assert_eq!(calls.count(CanaryPhase::Waiting, "steady"), 1);
     operator.stop().await;
 }
+
+/// Counts reconciles of one object.
+#[derive(Default)]
+struct Reconciles {
+    of: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+impl Reconciles {
+    fn count(&self, name: &str) -> usize {
+        self.of.lock().unwrap().get(name).copied().unwrap_or(0)
+    }
+}
+
+impl autopilot::runtime::ObserveHooks for Reconciles {
+    fn reconcile_started(&self, key: &autopilot::runtime::ObjectKey<'_>) {
+        *self
+            .of
+            .lock()
+            .unwrap()
+            .entry(key.name.to_owned())
+            .or_default() += 1;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phase_changes_continue_in_the_same_reconcile_up_to_a_bound() {
+    let (_server, client) = server().await;
+    let calls = Arc::new(Calls::default());
+    let reconciles = Arc::new(Reconciles::default());
+    // Waiting ⇄ Evaluating for ever: every handler run is a phase change.
+    let handlers = CanaryHandlers {
+        initializing: step(
+            &calls,
+            CanaryPhase::Initializing,
+            next(CanaryPhase::Waiting),
+        ),
+        waiting: step(&calls, CanaryPhase::Waiting, next(CanaryPhase::Evaluating)),
+        evaluating: step(&calls, CanaryPhase::Evaluating, next(CanaryPhase::Waiting)),
+        terminating: step(
+            &calls,
+            CanaryPhase::Terminating,
+            next(CanaryPhase::Succeeded),
+        ),
+    };
+    let operator = spawn(
+        Operator::<Canary>::new(client.clone(), config(), handlers).observe(reconciles.clone()),
+    );
+    create(&client, &canary("cycle", "cycle")).await;
+    let runs = || {
+        calls.count(CanaryPhase::Waiting, "cycle") + calls.count(CanaryPhase::Evaluating, "cycle")
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while runs() < 40 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} runs",
+            runs()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    operator.stop().await;
+    let (runs, reconciles) = (runs(), reconciles.count("cycle"));
+    // Several handlers per reconcile, but at most eight before the object goes back to the queue.
+    assert!(reconciles < runs, "{reconciles} reconciles for {runs} runs");
+    assert!(
+        reconciles * 8 >= runs,
+        "{reconciles} reconciles for {runs} runs"
+    );
+}
