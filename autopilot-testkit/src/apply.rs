@@ -383,6 +383,13 @@ fn encode_entries(object: &mut Value, mut entries: Vec<Entry>) {
     }
 }
 
+/// The paths an Update takes: what it added or changed, except what no manager ever owns.
+fn taken_by_update(comparison: &Comparison) -> impl Iterator<Item = &FieldPath> {
+    comparison
+        .changed_paths()
+        .filter(|path| !NEVER_OWNED_SET.0.contains(*path))
+}
+
 /// [`NEVER_OWNED`] as a field set.
 static NEVER_OWNED_SET: LazyLock<FieldSet> = LazyLock::new(|| {
     FieldSet(
@@ -678,10 +685,7 @@ pub fn record_update_with_schema(
     let keeps_entries = subresource.is_some()
         || !matches!(&sent, Some(Value::Array(items)) if !items.is_empty() && Some(items) != old_entries);
     if keeps_entries && let Some(old_entries) = old_entries.filter(|e| !e.is_empty()) {
-        let taken: Vec<&FieldPath> = comparison
-            .changed_paths()
-            .filter(|path| !NEVER_OWNED_SET.0.contains(*path))
-            .collect();
+        let taken: Vec<&FieldPath> = taken_by_update(&comparison).collect();
         let own = (manager, api_version, subresource);
         if let Some(entries) = steady::touch(old_entries, &comparison, &taken, own, now) {
             if let Some(metadata) = new.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -764,13 +768,7 @@ fn update_entries(
                 .difference(&comparison.removed);
         }
     }
-    let taken = FieldSet(
-        comparison
-            .changed_paths()
-            .filter(|path| !NEVER_OWNED_SET.0.contains(*path))
-            .cloned()
-            .collect(),
-    );
+    let taken = FieldSet(taken_by_update(comparison).cloned().collect());
     if taken.is_empty() {
         return;
     }

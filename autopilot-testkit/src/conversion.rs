@@ -61,26 +61,16 @@ pub fn shown_as_stored(resource: &ResourceType, api_version: &str) -> bool {
 
 /// A stored object as `resource` shows it.
 pub fn to_view<'a>(resource: &ResourceType, stored: &'a Value) -> Cow<'a, Value> {
-    match resource.conversion {
-        Conversion::EventsV1 => {
-            let mut object = stored.clone();
-            rename(&mut object, EVENT_FIELDS.into_iter().map(|(a, b)| (b, a)));
-            object["apiVersion"] = json!(resource.api_version());
-            Cow::Owned(object)
-        }
-        Conversion::Identity
-            if resource.custom
-                && !stored
-                    .get("apiVersion")
-                    .and_then(Value::as_str)
-                    .is_some_and(|v| resource.is_api_version(v)) =>
-        {
-            let mut object = stored.clone();
-            object["apiVersion"] = json!(resource.api_version());
-            Cow::Owned(object)
-        }
-        Conversion::Identity => Cow::Borrowed(stored),
+    let api_version = stored.get("apiVersion").and_then(Value::as_str);
+    if shown_as_stored(resource, api_version.unwrap_or_default()) {
+        return Cow::Borrowed(stored);
     }
+    let mut object = stored.clone();
+    if resource.conversion == Conversion::EventsV1 {
+        rename(&mut object, EVENT_FIELDS.into_iter().map(|(a, b)| (b, a)));
+    }
+    object["apiVersion"] = json!(resource.api_version());
+    Cow::Owned(object)
 }
 
 #[cfg(test)]

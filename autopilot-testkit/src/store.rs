@@ -51,10 +51,7 @@ impl Summary {
                     .unwrap_or_default(),
             ),
             deleting: crate::meta::is_deleting(object),
-            owned: object
-                .pointer("/metadata/ownerReferences")
-                .and_then(Value::as_array)
-                .is_some_and(|refs| !refs.is_empty()),
+            owned: owner_uids(object).next().is_some(),
         }
     }
 }
@@ -145,6 +142,11 @@ pub struct Change {
 }
 
 impl Change {
+    /// What is known of the object after the write without decoding it.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
     /// The object after the write.
     pub fn stored(&self) -> Stored {
         Stored::from_json(self.json.clone(), self.summary.clone())

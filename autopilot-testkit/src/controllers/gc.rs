@@ -15,16 +15,17 @@ const ORPHAN: &str = "orphan";
 const FOREGROUND: &str = "foregroundDeletion";
 
 pub(super) fn on_change(cluster: &Cluster, change: &Change) {
-    let stored = change.stored();
     // Most changes concern objects that are neither deleted nor owned: nothing to decode or do.
+    let summary = change.summary();
     let relevant = match change.event {
         EventType::Deleted => true,
-        EventType::Modified => stored.summary.deleting,
-        EventType::Added => stored.summary.deleting || stored.summary.owned,
+        EventType::Modified => summary.deleting,
+        EventType::Added => summary.deleting || summary.owned,
     };
     if !relevant {
         return;
     }
+    let stored = change.stored();
     let object = stored.object();
     let uid = meta::meta_str(object, "uid");
     match change.event {

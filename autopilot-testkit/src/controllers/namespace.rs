@@ -5,7 +5,6 @@ use serde_json::json;
 
 use super::resource_of;
 use crate::cluster::Cluster;
-use crate::meta;
 use crate::store::{Change, EventType};
 use crate::write::{DeleteParams, WriteParams};
 
@@ -18,7 +17,7 @@ pub(super) fn on_change(cluster: &Cluster, change: &Change) {
         return;
     };
     if change.storage == namespaces.storage {
-        if change.event != EventType::Deleted && change.stored().summary.deleting {
+        if change.event != EventType::Deleted && change.summary().deleting {
             terminate(cluster, &change.key.1);
         }
     } else if change.event == EventType::Deleted && !change.key.0.is_empty() {
@@ -26,7 +25,7 @@ pub(super) fn on_change(cluster: &Cluster, change: &Change) {
         let terminating = cluster
             .store
             .get(&namespaces.storage, &(String::new(), namespace.clone()))
-            .is_some_and(|ns| meta::is_deleting(ns.object()));
+            .is_some_and(|ns| ns.summary.deleting);
         if terminating {
             terminate(cluster, namespace);
         }
@@ -41,7 +40,7 @@ pub(super) fn sweep(cluster: &Cluster) {
         let deleting = cluster
             .store
             .get(&namespaces.storage, &(String::new(), name.clone()))
-            .is_some_and(|ns| meta::is_deleting(ns.object()));
+            .is_some_and(|ns| ns.summary.deleting);
         if deleting {
             terminate(cluster, &name);
         }
@@ -59,7 +58,7 @@ fn terminate(cluster: &Cluster, namespace: &str) {
             let deleting = cluster
                 .store
                 .get(storage, &(ns.clone(), name.clone()))
-                .is_some_and(|o| meta::is_deleting(o.object()));
+                .is_some_and(|o| o.summary.deleting);
             if deleting {
                 continue;
             }

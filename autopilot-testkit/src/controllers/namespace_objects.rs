@@ -49,8 +49,8 @@ pub(super) fn on_change(cluster: &Cluster, change: &Change) {
         }
         ("/configmaps", EventType::Modified)
             if name == ROOT_CA_CONFIG_MAP
-                && !publishes_root_ca(change.stored().object())
-                && !meta::is_deleting(change.stored().object()) =>
+                && !change.summary().deleting
+                && !publishes_root_ca(change.stored().object()) =>
         {
             restore_root_ca(cluster, namespace);
         }
@@ -97,7 +97,7 @@ fn active(cluster: &Cluster, namespace: &str) -> bool {
         cluster
             .store
             .get(&namespaces.storage, &key)
-            .is_some_and(|ns| !meta::is_deleting(ns.object()))
+            .is_some_and(|ns| !ns.summary.deleting)
     })
 }
 

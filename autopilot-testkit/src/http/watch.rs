@@ -67,13 +67,13 @@ impl Stream {
         if !in_scope {
             return None;
         }
-        let stored = change.stored();
         let plain = self.representation == Representation::Object
-            && shown_as_stored(&self.resource, &stored.summary.api_version);
+            && shown_as_stored(&self.resource, &change.summary().api_version);
         // Objects shown as stored to a watcher of everything need no look inside.
         if plain && self.filter.is_everything() {
             return Some(change.line());
         }
+        let stored = change.stored();
         let kind = if self.filter.is_everything() {
             change.event
         } else {
