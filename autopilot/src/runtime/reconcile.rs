@@ -502,7 +502,7 @@ impl<K: Autopilot> Reconciler<K> {
         status: &Status<K::Phase, K::Fields>,
         report: Report<K::Phase>,
     ) -> Result<Option<K>, ReconcileError> {
-        let mut written = None;
+        let mut fresh = None;
         if status != old {
             let api = K::api(self.shared.client.clone(), obj.namespace().as_deref());
             let params = PatchParams {
@@ -525,10 +525,10 @@ impl<K: Autopilot> Reconciler<K> {
                     .unwrap_or_else(PoisonError::into_inner)
                     .insert(ObjectRef::from_obj(obj), rv);
             }
-            written = Some(stored);
+            fresh = Some(stored);
         }
         self.announce(obj, key, report).await;
-        Ok(written)
+        Ok(fresh)
     }
 
     /// Publishes the Events of a stored outcome and tells the hooks about transitions.
