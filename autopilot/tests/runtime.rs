@@ -384,19 +384,11 @@ async fn a_handler_error_backs_off_and_shows_a_condition_and_a_warning_event() {
         .message;
     assert!(message.contains("prometheus unreachable"), "{message}");
     assert_eq!(phase_of(&degraded), Some(CanaryPhase::Evaluating));
-    wait_for("a Warning event", || {
-        let client = client.clone();
-        async move {
-            events(&client, "flaky")
-                .await
-                .into_iter()
-                .find(|(type_, reason, note)| {
-                    type_ == "Warning"
-                        && reason == "HandlerError"
-                        && note.contains("prometheus unreachable")
-                })
-        }
-    })
+    wait_for_event(
+        &client,
+        "flaky",
+        ("Warning", "HandlerError", "prometheus unreachable"),
+    )
     .await;
 
     // Retries keep coming, each later than the last: 100 ms, 200 ms, 400 ms, 800 ms apart at least.
@@ -675,17 +667,8 @@ async fn fail_enters_the_failure_phase_with_a_reason() {
         ("True", condition::FAILED)
     );
     assert_eq!(condition_of(&failed, condition::READY).0, "False");
-    let warning = wait_for("a Warning event for the failure", || {
-        let client = client.clone();
-        async move {
-            events(&client, "bad")
-                .await
-                .into_iter()
-                .find(|(t, r, _)| t == "Warning" && r == "Failed")
-        }
-    })
-    .await;
-    assert!(warning.2.contains("success rate 91% < 99%"), "{warning:?}");
+    let warning = wait_for_event(&client, "bad", ("Warning", "Failed", "")).await;
+    assert!(warning.contains("success rate 91% < 99%"), "{warning:?}");
     assert_eq!(
         calls.count(CanaryPhase::Evaluating, "bad"),
         1,
@@ -751,19 +734,11 @@ async fn a_panicking_handler_is_an_error_not_a_crash() {
             .backoff(fast_backoff()),
     );
     create(&client, &canary("panicky", "p")).await;
-    wait_for("a HandlerError event about the panic", || {
-        let client = client.clone();
-        async move {
-            events(&client, "panicky")
-                .await
-                .into_iter()
-                .find(|(t, r, n)| {
-                    t == "Warning"
-                        && r == "HandlerError"
-                        && n.contains("panicked: index out of range")
-                })
-        }
-    })
+    wait_for_event(
+        &client,
+        "panicky",
+        ("Warning", "HandlerError", "panicked: index out of range"),
+    )
     .await;
     // The operator survived and retried.
     let done = wait_for_canary(&client, "panicky", "Succeeded", |c| {

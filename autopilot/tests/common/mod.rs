@@ -223,6 +223,24 @@ pub async fn events(client: &Client, name: &str) -> Vec<(String, String, String)
         .collect()
 }
 
+/// Waits for an Event about the Canary `name` with this type and reason whose note contains `note_part`;
+/// returns the note.
+pub async fn wait_for_event(
+    client: &Client,
+    name: &str,
+    (type_, reason, note_part): (&str, &str, &str),
+) -> String {
+    let what = format!("a {type_} {reason} event about {name} saying {note_part:?}");
+    wait_for(&what, || async {
+        events(client, name)
+            .await
+            .into_iter()
+            .find(|(t, r, n)| t == type_ && r == reason && n.contains(note_part))
+            .map(|(_, _, note)| note)
+    })
+    .await
+}
+
 /// A shared counter.
 #[derive(Default, Clone)]
 pub struct Counter(Arc<AtomicUsize>);
