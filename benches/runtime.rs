@@ -21,6 +21,7 @@ use autopilot::{
     config::OperatorConfig,
     runtime::{ObjectKey, ObserveHooks},
 };
+use autopilot_benches::cpu_time;
 use autopilot_testkit::ApiServer;
 use futures::{StreamExt, stream};
 use k8s_openapi::{
@@ -80,20 +81,6 @@ fn memory_kib() -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// CPU time (user + system) this process used so far, in seconds (Linux, 100 ticks per second).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th of them.
-    let rest = stat.rsplit(')').next().unwrap_or_default();
-    let ticks: Vec<f64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|t| t.parse().ok())
-        .collect();
-    ticks.iter().sum::<f64>() / 100.0
 }
 
 /// Counts objects that reached Done; wakes the waiter at `n`.
@@ -287,14 +274,14 @@ async fn child(variant: &str, n: usize, concurrency: u16) {
         n,
         all: Notify::new(),
     });
-    let cpu_before = cpu_seconds();
+    let cpu_before = cpu_time().as_secs_f64();
     let started = Instant::now();
     match variant {
         "framework" => framework(client, finish, concurrency).await,
         _ => manual(client, finish, concurrency).await,
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu_before;
+    let cpu = cpu_time().as_secs_f64() - cpu_before;
     let (rss_after, peak) = memory_kib();
     println!("RESULT {variant} {elapsed:.4} {rss_before} {rss_after} {peak} {cpu:.3}");
 }
