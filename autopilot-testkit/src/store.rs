@@ -37,7 +37,7 @@ pub struct Summary {
     pub api_version: Arc<str>,
     /// Whether `metadata.deletionTimestamp` is set.
     pub deleting: bool,
-    /// Whether it has `metadata.ownerReferences`.
+    /// Whether a `metadata.ownerReferences` entry names an owner uid.
     pub owned: bool,
 }
 
