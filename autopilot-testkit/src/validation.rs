@@ -13,6 +13,7 @@ mod meta;
 pub(crate) mod names;
 mod rbac;
 mod structural;
+mod workloads;
 
 use std::fmt;
 
@@ -22,6 +23,7 @@ pub use check::validate;
 pub use meta::{NameRule, invalid_message, validate_object_meta};
 pub use rbac::{RBAC_GROUP, validate_rbac};
 pub use structural::{apply_defaults, prune, prune_reporting};
+pub use workloads::{WORKLOAD_KINDS, validate_workload};
 
 /// The kind of a field error, mirroring apimachinery's `field.ErrorType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

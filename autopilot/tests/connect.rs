@@ -14,20 +14,25 @@ async fn the_configured_kubeconfig_reaches_its_cluster() {
     let path = dir.path().join("kubeconfig");
     std::fs::write(
         &path,
-        serde_saphyr::to_string(&server.kubeconfig()).unwrap(),
+        serde_saphyr::to_string(server.kubeconfig()).unwrap(),
     )
     .unwrap();
-    let env = |name: &str| (name == "AUTOPILOT_KUBECONFIG").then(|| path.display().to_string());
+    let namespace = server.namespace().to_owned();
+    let env = |name: &str| match name {
+        "AUTOPILOT_KUBECONFIG" => Some(path.display().to_string()),
+        "AUTOPILOT_WATCH_NAMESPACE" => Some(namespace.clone()),
+        _ => None,
+    };
     let config = OperatorConfig::from_sources(None, env, ["op"]).unwrap();
 
     // A client from the file talks to this server: what it creates, the server's own client reads.
     let client = config.client().await.unwrap();
-    let canaries: Api<Canary> = Api::namespaced(client, NS);
+    let canaries: Api<Canary> = Api::default_namespaced(client);
     canaries
         .create(&PostParams::default(), &canary("via-file", "web"))
         .await
         .unwrap();
-    let direct: Api<Canary> = Api::namespaced(server.client(), NS);
+    let direct: Api<Canary> = Api::default_namespaced(server.client());
     assert!(direct.get_opt("via-file").await.unwrap().is_some());
 
     // And so does an operator built from the configuration alone.

@@ -119,7 +119,7 @@ fn http() -> reqwest::Client {
 /// Creates the canaries `(name, target)` and waits until each has settled in Waiting for an hour.
 async fn settled(client: &Client, runs: &Runs, canaries: &[(&str, &str)]) {
     for (name, target) in canaries {
-        let api = kube::Api::<Canary>::namespaced(client.clone(), NS);
+        let api = kube::Api::<Canary>::default_namespaced(client.clone());
         api.create(&Default::default(), &canary(name, target))
             .await
             .unwrap();
@@ -144,7 +144,7 @@ fn operator(
     + 'static,
 ) -> (EventSender, Running) {
     let (events, received) = sources::channel(64);
-    let operator = Operator::new(client.clone(), config(), handlers(runs))
+    let operator = Operator::new(client.clone(), config(&client), handlers(runs))
         .backoff(fast_backoff())
         .reconcile_on(received, map);
     (events, spawn(operator))
@@ -159,19 +159,21 @@ async fn a_cloudevent_wakes_exactly_the_canary_it_names() {
     settled(&client, &runs, &[("alpha", "web"), ("beta", "web")]).await;
     let (alpha_before, beta_before) = (runs.count("alpha"), runs.count("beta"));
 
-    let post = |id: &'static str, subject: &'static str| {
+    let ns = client.default_namespace().to_owned();
+    let post = |id: &'static str, name: &str| {
+        let subject = format!("{ns}/{name}");
         http()
             .post(format!("{url}/events"))
             .header("ce-specversion", "1.0")
             .header("ce-id", id)
             .header("ce-source", "/ci/pipeline")
             .header("ce-type", "com.example.build.finished")
-            .header("ce-subject", subject)
+            .header("ce-subject", subject.clone())
             .header("content-type", "application/json")
             .body(json!({"build": 7, "for": subject}).to_string())
             .send()
     };
-    assert_eq!(post("ce-1", "default/alpha").await.unwrap().status(), 202);
+    assert_eq!(post("ce-1", "alpha").await.unwrap().status(), 202);
     wait_for("alpha to see event ce-1", || async {
         (!runs.saw("alpha", "ce-1").is_empty()).then_some(())
     })
@@ -179,10 +181,10 @@ async fn a_cloudevent_wakes_exactly_the_canary_it_names() {
     let seen = &runs.saw("alpha", "ce-1")[0].events;
     assert_eq!(seen.len(), 1, "only the event that woke it: {seen:?}");
     assert_eq!(seen[0].kind, "com.example.build.finished");
-    assert_eq!(seen[0].data, json!({"build": 7, "for": "default/alpha"}));
+    assert_eq!(seen[0].data, json!({"build": 7, "for": format!("{ns}/alpha")}));
 
     // The next event wakes beta; events go through in order, so had ce-1 woken beta, it would have by now.
-    assert_eq!(post("ce-2", "default/beta").await.unwrap().status(), 202);
+    assert_eq!(post("ce-2", "beta").await.unwrap().status(), 202);
     wait_for("beta to see event ce-2", || async {
         (!runs.saw("beta", "ce-2").is_empty()).then_some(())
     })
@@ -198,8 +200,8 @@ async fn a_cloudevent_wakes_exactly_the_canary_it_names() {
     assert!(runs.saw("alpha", "ce-2").is_empty());
 
     // An event naming no canary wakes none.
-    assert_eq!(post("ce-3", "default/nobody").await.unwrap().status(), 202);
-    assert_eq!(post("ce-4", "default/alpha").await.unwrap().status(), 202);
+    assert_eq!(post("ce-3", "nobody").await.unwrap().status(), 202);
+    assert_eq!(post("ce-4", "alpha").await.unwrap().status(), 202);
     wait_for("alpha to see event ce-4", || async {
         (!runs.saw("alpha", "ce-4").is_empty()).then_some(())
     })
@@ -270,13 +272,13 @@ async fn a_signed_github_webhook_wakes_the_canary_of_its_repository_and_a_forged
     );
 }
 
-/// An event for epsilon whose data is `data`.
-fn alert(id: &str, data: serde_json::Value) -> ExternalEvent {
+/// An event for epsilon (in `namespace`) whose data is `data`.
+fn alert(namespace: &str, id: &str, data: serde_json::Value) -> ExternalEvent {
     ExternalEvent {
         source: "/alerts".into(),
         kind: "alert".into(),
         id: id.into(),
-        subject: Some("default/epsilon".into()),
+        subject: Some(format!("{namespace}/epsilon")),
         time: None,
         data,
     }
@@ -301,7 +303,7 @@ async fn an_event_the_handler_fails_on_is_seen_again_on_the_retry() {
     settled(&client, &runs, &[("epsilon", "web")]).await;
 
     events
-        .send(alert("a-1", json!({"fail": "error"})))
+        .send(alert(client.default_namespace(), "a-1", json!({"fail": "error"})))
         .await
         .unwrap();
     assert_eq!(
@@ -312,7 +314,7 @@ async fn an_event_the_handler_fails_on_is_seen_again_on_the_retry() {
 
     // A panicking handler keeps its events too; the handled a-1 is not shown again.
     events
-        .send(alert("a-2", json!({"fail": "panic"})))
+        .send(alert(client.default_namespace(), "a-2", json!({"fail": "panic"})))
         .await
         .unwrap();
     assert_eq!(

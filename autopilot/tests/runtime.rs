@@ -112,7 +112,7 @@ fn history(canary: &Canary) -> Vec<String> {
 }
 
 async fn create(client: &Client, canary: &Canary) {
-    let api: Api<Canary> = Api::namespaced(client.clone(), NS);
+    let api: Api<Canary> = Api::default_namespaced(client.clone());
     api.create(&PostParams::default(), canary)
         .await
         .expect("canary created");
@@ -120,7 +120,7 @@ async fn create(client: &Client, canary: &Canary) {
 
 /// A server, an operator with [`straight_through`] handlers, and the Canary `name` run to Succeeded.
 struct Finished {
-    _server: autopilot_testkit::ApiServer,
+    _server: autopilot_testkit::TestCluster,
     client: Client,
     calls: Arc<Calls>,
     operator: Running,
@@ -132,7 +132,7 @@ async fn run_to_success(name: &str, target: &str) -> Finished {
     let calls = Arc::new(Calls::default());
     let operator = spawn(Operator::<Canary>::new(
         client.clone(),
-        config(),
+        config(&client),
         straight_through(&calls),
     ));
     create(&client, &canary(name, target)).await;
@@ -209,16 +209,25 @@ async fn walks_from_the_initial_to_a_final_phase_with_status_conditions_and_even
     operator.stop().await;
 }
 
+/// A valid Deployment (the API server refuses one without a selector and containers).
 fn deployment(name: &str) -> Deployment {
-    let mut d = Deployment::default();
-    d.metadata.name = Some(name.to_owned());
-    d
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+            },
+        },
+    }))
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_of_a_watched_input_wakes_the_object() {
     let (_server, client) = server().await;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
     let mut spec = deployment("api");
     spec.metadata.labels = Some([("app".to_owned(), "api".to_owned())].into());
     deployments
@@ -246,7 +255,7 @@ async fn a_change_of_a_watched_input_wakes_the_object() {
     };
     let handlers = around_waiting(&calls, waiting);
     let operator = spawn(
-        Operator::<Canary>::new(client.clone(), config(), handlers)
+        Operator::<Canary>::new(client.clone(), config(&client), handlers)
             .watches_input::<Deployment, _>(|canary| Some(canary.spec.target.clone())),
     );
     create(&client, &canary("api-canary", "api")).await;
@@ -280,7 +289,7 @@ async fn a_change_of_a_watched_input_wakes_the_object() {
     .await;
     assert!(calls.count(CanaryPhase::Waiting, "api-canary") > waited);
     // The other object does not read this Deployment, so it was not woken by it: it still waits for `other`.
-    let other: Api<Canary> = Api::namespaced(client.clone(), NS);
+    let other: Api<Canary> = Api::default_namespaced(client.clone());
     let other = other.get("other-canary").await.unwrap();
     assert_eq!(phase_of(&other), Some(CanaryPhase::Waiting));
     operator.stop().await;
@@ -297,7 +306,7 @@ async fn a_spec_change_restarts_at_the_initial_phase() {
     } = run_to_success("shop", "shop-v1").await;
     assert_eq!(first.status.as_ref().unwrap().observed_generation, Some(1));
 
-    let api: Api<Canary> = Api::namespaced(client.clone(), NS);
+    let api: Api<Canary> = Api::default_namespaced(client.clone());
     api.patch(
         "shop",
         &PatchParams::default(),
@@ -361,7 +370,7 @@ async fn a_handler_error_backs_off_and_shows_a_condition_and_a_warning_event() {
         ),
     };
     let operator =
-        spawn(Operator::<Canary>::new(client.clone(), config(), handlers).backoff(fast_backoff()));
+        spawn(Operator::<Canary>::new(client.clone(), config(&client), handlers).backoff(fast_backoff()));
     create(&client, &canary("flaky", "flaky")).await;
 
     let degraded = wait_for_canary(&client, "flaky", "Degraded=True", |c| {
@@ -409,7 +418,7 @@ async fn a_handler_error_backs_off_and_shows_a_condition_and_a_warning_event() {
 
     // The repeated warnings fold into one Event whose series counts them.
     let folded = wait_for("the warning's series to count repeats", || {
-        let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), NS);
+        let events: Api<k8s_openapi::api::events::v1::Event> = Api::default_namespaced(client.clone());
         async move {
             let warnings: Vec<_> = events
                 .list(&Default::default())
@@ -452,7 +461,7 @@ async fn deletion_runs_the_finalizer_phase_once() {
         ..
     } = run_to_success("gone", "gone").await;
 
-    let api: Api<Canary> = Api::namespaced(client.clone(), NS);
+    let api: Api<Canary> = Api::default_namespaced(client.clone());
     api.delete("gone", &DeleteParams::default()).await.unwrap();
     wait_for("the object to go away", || {
         let api = api.clone();
@@ -515,7 +524,7 @@ async fn a_crash_between_side_effect_and_status_write_reruns_the_handler() {
     };
     let first = spawn(Operator::<Canary>::new(
         client.clone(),
-        config(),
+        config(&client),
         around_waiting(&calls, waiting.clone()),
     ));
     create(&client, &canary("crashy", "crashy")).await;
@@ -524,7 +533,7 @@ async fn a_crash_between_side_effect_and_status_write_reruns_the_handler() {
         .expect("side effect happens");
     first.crash();
 
-    let api: Api<Canary> = Api::namespaced(client.clone(), NS);
+    let api: Api<Canary> = Api::default_namespaced(client.clone());
     let before = api.get("crashy").await.unwrap();
     assert_eq!(
         phase_of(&before),
@@ -534,7 +543,7 @@ async fn a_crash_between_side_effect_and_status_write_reruns_the_handler() {
 
     let second = spawn(Operator::<Canary>::new(
         client.clone(),
-        config(),
+        config(&client),
         around_waiting(&calls, waiting),
     ));
     let done = wait_for_canary(&client, "crashy", "Succeeded after restart", |c| {
@@ -546,7 +555,7 @@ async fn a_crash_between_side_effect_and_status_write_reruns_the_handler() {
         2,
         "the handler re-ran in the same phase"
     );
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
     let cm = cms.get("crashy-routes").await.unwrap();
     let owner = &cm.owner_references()[0];
     assert_eq!(
@@ -569,14 +578,14 @@ async fn outputs_are_applied_server_side_and_owned_by_the_object() {
         Ok::<_, BoxError>(Transition::next(CanaryPhase::Succeeded))
     };
     let handlers = around_waiting(&calls, waiting);
-    let operator = spawn(Operator::<Canary>::new(client.clone(), config(), handlers));
+    let operator = spawn(Operator::<Canary>::new(client.clone(), config(&client), handlers));
     create(&client, &canary("shop", "v1")).await;
     let done = wait_for_canary(&client, "shop", "Succeeded", |c| {
         phase_of(c) == Some(CanaryPhase::Succeeded)
     })
     .await;
 
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), NS);
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
     let cm = cms.get("shop-routes").await.unwrap();
     assert_eq!(cm.data.as_ref().unwrap()["target"], "v1");
     let owner = &cm.owner_references()[0];
@@ -612,7 +621,7 @@ async fn outputs_are_applied_server_side_and_owned_by_the_object() {
     )
     .await
     .unwrap();
-    let api: Api<Canary> = Api::namespaced(client.clone(), NS);
+    let api: Api<Canary> = Api::default_namespaced(client.clone());
     api.patch(
         "shop",
         &PatchParams::default(),
@@ -654,7 +663,7 @@ async fn fail_enters_the_failure_phase_with_a_reason() {
             next(CanaryPhase::Succeeded),
         ),
     };
-    let operator = spawn(Operator::<Canary>::new(client.clone(), config(), handlers));
+    let operator = spawn(Operator::<Canary>::new(client.clone(), config(&client), handlers));
     create(&client, &canary("bad", "bad")).await;
     let failed = wait_for_canary(&client, "bad", "Failed", |c| {
         phase_of(c) == Some(CanaryPhase::Failed)
@@ -697,7 +706,7 @@ async fn concurrency_bounds_the_handlers_running_at_once() {
     };
     let handlers = around_waiting(&calls, waiting);
     let operator =
-        spawn(Operator::<Canary>::new(client.clone(), config(), handlers).concurrency(2));
+        spawn(Operator::<Canary>::new(client.clone(), config(&client), handlers).concurrency(2));
     for i in 0..8 {
         create(&client, &canary(&format!("c{i}"), "t")).await;
     }
@@ -730,7 +739,7 @@ async fn a_panicking_handler_is_an_error_not_a_crash() {
         }
     });
     let operator = spawn(
-        Operator::<Canary>::new(client.clone(), config(), around_waiting(&calls, waiting))
+        Operator::<Canary>::new(client.clone(), config(&client), around_waiting(&calls, waiting))
             .backoff(fast_backoff()),
     );
     create(&client, &canary("panicky", "p")).await;
@@ -766,7 +775,7 @@ async fn a_status_update_while_staying_does_not_run_the_handler_again_early() {
     });
     let operator = spawn(Operator::<Canary>::new(
         client.clone(),
-        config(),
+        config(&client),
         around_waiting(&calls, waiting),
     ));
     create(&client, &canary("steady", "steady")).await;
@@ -782,7 +791,7 @@ async fn a_status_update_while_staying_does_not_run_the_handler_again_early() {
         phase_of(c) == Some(CanaryPhase::Succeeded)
     })
     .await;
-    let api: Api<Canary> = Api::namespaced(client.clone(), NS);
+    let api: Api<Canary> = Api::default_namespaced(client.clone());
     let steady = api.get("steady").await.unwrap();
     assert_eq!(steady.status.as_ref().unwrap().fields.canary_weight, 10);
     assert_eq!(calls.count(CanaryPhase::Waiting, "steady"), 1);
@@ -833,7 +842,7 @@ async fn phase_changes_continue_in_the_same_reconcile_up_to_a_bound() {
         ),
     };
     let operator = spawn(
-        Operator::<Canary>::new(client.clone(), config(), handlers).observe(reconciles.clone()),
+        Operator::<Canary>::new(client.clone(), config(&client), handlers).observe(reconciles.clone()),
     );
     create(&client, &canary("cycle", "cycle")).await;
     let runs = || {

@@ -54,7 +54,7 @@ async fn an_unknown_phase_in_status_is_reported_not_fatal() {
     .await
     .unwrap();
 
-    let api: Api<Canary> = Api::namespaced(client.clone(), NS);
+    let api: Api<Canary> = Api::default_namespaced(client.clone());
     api.create(&PostParams::default(), &canary("legacy", "legacy"))
         .await
         .unwrap();
@@ -71,7 +71,7 @@ async fn an_unknown_phase_in_status_is_reported_not_fatal() {
 
     let operator = spawn(Operator::<Canary>::new(
         client.clone(),
-        config(),
+        config(&client),
         handlers(),
     ));
     let reported = wait_for_canary(&client, "legacy", "an UnknownPhase condition", |c| {
@@ -158,10 +158,10 @@ async fn kubectl_get_shows_phase_and_age_columns() {
     // What `kubectl get` prints for an object the operator finished.
     let operator = spawn(Operator::<Canary>::new(
         client.clone(),
-        config(),
+        config(&client),
         handlers(),
     ));
-    let api: Api<Canary> = Api::namespaced(client.clone(), NS);
+    let api: Api<Canary> = Api::default_namespaced(client.clone());
     api.create(&PostParams::default(), &canary("web", "web"))
         .await
         .unwrap();
@@ -173,7 +173,7 @@ async fn kubectl_get_shows_phase_and_age_columns() {
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
         &kubeconfig,
-        serde_json::to_vec(&server.kubeconfig()).unwrap(),
+        serde_json::to_vec(server.kubeconfig()).unwrap(),
     )
     .unwrap();
     let out = tokio::process::Command::new("kubectl")

@@ -183,6 +183,9 @@ pub fn validate(
     if !resource.custom && resource.group == validation::RBAC_GROUP {
         errors.extend(validation::validate_rbac(&resource.kind, object, old));
     }
+    if !resource.custom && resource.group == "apps" {
+        errors.extend(validation::validate_workload(&resource.kind, object));
+    }
     if errors.is_empty() {
         Ok(())
     } else {

@@ -11,17 +11,15 @@ use std::{
 };
 
 use autopilot::{Autopilot, Operator, backoff::Backoff, config::OperatorConfig};
-use autopilot_testkit::ApiServer;
+use autopilot_testkit::TestCluster;
 use k8s_openapi::api::events::v1::Event;
 use kube::{
     Api, Client, CustomResource,
-    api::{ListParams, PostParams},
+    api::ListParams,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::{sync::oneshot, task::JoinHandle, time::Instant};
-
-pub const NS: &str = "default";
 
 /// Generous bound for anything to happen on a loaded machine; only bounds hangs.
 pub const PATIENCE: Duration = Duration::from_secs(60);
@@ -86,26 +84,23 @@ impl Calls {
     }
 }
 
-/// A fresh API server with the Canary CRD installed, and a client to it.
-pub async fn server() -> (ApiServer, Client) {
-    let server = ApiServer::start().await.expect("api server starts");
-    let client = server.client();
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(client.clone());
-    crds.create(&PostParams::default(), &autopilot::crd::<Canary>())
+/// A test cluster (the backend `AUTOPILOT_TEST_APISERVER` chooses) with the Canary CRD installed, and a
+/// client whose default namespace is the test's own.
+pub async fn server() -> (TestCluster, Client) {
+    let cluster = TestCluster::start().await.expect("test cluster starts");
+    cluster
+        .install_crd(&autopilot::crd::<Canary>())
         .await
         .expect("CRD installs");
-    wait_for("the Canary API to be served", || {
-        let api: Api<Canary> = Api::namespaced(client.clone(), NS);
-        async move { api.list(&ListParams::default()).await.ok().map(|_| ()) }
-    })
-    .await;
-    (server, client)
+    let client = cluster.client();
+    (cluster, client)
 }
 
-/// The operator's configuration for tests: short work interval, default everything else.
-pub fn config() -> OperatorConfig {
+/// The operator's configuration for tests: the client's namespace only (the tests of a binary share a
+/// real server), a short work interval, default everything else.
+pub fn config(client: &Client) -> OperatorConfig {
     OperatorConfig {
+        watch_namespace: Some(client.default_namespace().to_owned()),
         work_interval: Duration::from_millis(200),
         ..OperatorConfig::default()
     }
@@ -184,7 +179,7 @@ pub async fn wait_for_canary(
     what: &str,
     check: impl Fn(&Canary) -> bool,
 ) -> Canary {
-    let api: Api<Canary> = Api::namespaced(client.clone(), NS);
+    let api: Api<Canary> = Api::default_namespaced(client.clone());
     wait_for(what, || {
         let api = api.clone();
         let check = &check;
@@ -202,7 +197,7 @@ pub fn phase_of(canary: &Canary) -> Option<CanaryPhase> {
 
 /// `(type, reason, note)` of the Events about the Canary `name`.
 pub async fn events(client: &Client, name: &str) -> Vec<(String, String, String)> {
-    let api: Api<Event> = Api::namespaced(client.clone(), NS);
+    let api: Api<Event> = Api::default_namespaced(client.clone());
     let mut list: Vec<Event> = api
         .list(&ListParams::default())
         .await
