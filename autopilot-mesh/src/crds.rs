@@ -23,8 +23,23 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         istio::VirtualService::crd(),
         istio::DestinationRule::crd(),
         traffic_split(),
-        gateway::HttpRoute::crd(),
+        http_route(),
     ]
+}
+
+/// The HTTPRoute CRD. `gateway.networking.k8s.io` is a group the Kubernetes project protects: the API
+/// server refuses its CRDs without the `api-approved.kubernetes.io` annotation, which names the Gateway
+/// API release's approving change as upstream's manifests do.
+pub fn http_route() -> CustomResourceDefinition {
+    let mut crd = gateway::HttpRoute::crd();
+    crd.metadata.annotations = Some(
+        [(
+            "api-approved.kubernetes.io".to_owned(),
+            "https://github.com/kubernetes-sigs/gateway-api/pull/4530".to_owned(),
+        )]
+        .into(),
+    );
+    crd
 }
 
 /// The TrafficSplit CRD serving `v1alpha1` and `v1alpha2` (stored).

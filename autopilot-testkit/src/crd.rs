@@ -15,8 +15,69 @@ fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
         .unwrap_or_default()
 }
 
+/// The annotation that CRDs in the groups the Kubernetes project protects must carry.
+const API_APPROVED: &str = "api-approved.kubernetes.io";
+
+/// Whether `group` is one of the Kubernetes project's own (`k8s.io`, `kubernetes.io` and their subdomains).
+fn is_protected_group(group: &str) -> bool {
+    ["k8s.io", "kubernetes.io"]
+        .iter()
+        .any(|domain| group == *domain || group.ends_with(&format!(".{domain}")))
+}
+
+/// The approval check of CRDs in protected groups: the annotation names a URL (the approving pull
+/// request) or starts with `unapproved`. An update that keeps the approval state is never refused.
+fn validate_api_approval(crd: &Value, old: Option<&Value>) -> Option<FieldError> {
+    if !is_protected_group(text(crd, "/spec/group")) {
+        return None;
+    }
+    let annotation = |crd: &Value| {
+        crd.pointer("/metadata/annotations")
+            .and_then(|a| a.get(API_APPROVED))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let state = |value: &str| {
+        if value.is_empty() {
+            "missing"
+        } else if value.starts_with("unapproved") {
+            "bypassed"
+        } else if value
+            .parse::<http::Uri>()
+            .is_ok_and(|uri| uri.scheme().is_some() && uri.authority().is_some_and(|a| !a.host().is_empty()))
+        {
+            "approved"
+        } else {
+            "invalid"
+        }
+    };
+    let value = annotation(crd);
+    let new_state = state(&value);
+    if old.is_some_and(|old| state(&annotation(old)) == new_state) {
+        return None;
+    }
+    let field_path = format!("metadata.annotations[{API_APPROVED}]");
+    let see = "see https://github.com/kubernetes/enhancements/pull/1111";
+    match new_state {
+        "missing" => Some(field::required(
+            &field_path,
+            &format!("protected groups must have approval annotation \"{API_APPROVED}\", {see}"),
+        )),
+        "invalid" => Some(field::invalid(
+            &field_path,
+            &json!(value),
+            &format!(
+                "protected groups must have approval annotation \"{API_APPROVED}\" with either a URL or a reason \
+                 starting with \"unapproved\", {see}"
+            ),
+        )),
+        _ => None,
+    }
+}
+
 /// Problems that make the API server reject a CRD.
-pub fn validate(crd: &Value) -> Vec<FieldError> {
+pub fn validate(crd: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut causes = Vec::new();
     let group = text(crd, "/spec/group");
     let plural = text(crd, "/spec/names/plural");
@@ -70,6 +131,7 @@ pub fn validate(crd: &Value) -> Vec<FieldError> {
             }
         }
     }
+    causes.extend(validate_api_approval(crd, old));
     causes
 }
 
@@ -226,6 +288,30 @@ mod tests {
     }
 
     #[test]
+    fn protected_groups_need_an_approval_annotation() {
+        let mut crd = widget_crd();
+        crd["spec"]["group"] = json!("widgets.k8s.io");
+        crd["metadata"]["name"] = json!("widgets.widgets.k8s.io");
+        let lines = |crd: &Value, old: Option<&Value>| -> Vec<String> {
+            validate(crd, old).iter().map(ToString::to_string).collect()
+        };
+        assert_eq!(
+            lines(&crd, None),
+            ["metadata.annotations[api-approved.kubernetes.io]: Required value: protected groups must have \
+              approval annotation \"api-approved.kubernetes.io\", see https://github.com/kubernetes/enhancements/pull/1111"]
+        );
+        // An update that leaves the (missing) approval as it was is accepted.
+        assert!(lines(&crd, Some(&crd)).is_empty());
+        crd["metadata"]["annotations"] = json!({"api-approved.kubernetes.io": "soon"});
+        assert!(lines(&crd, None)[0].contains("Invalid value: \"soon\": protected groups must have"));
+        for accepted in ["https://github.com/kubernetes/kubernetes/pull/1", "unapproved, experimental"] {
+            crd["metadata"]["annotations"] = json!({"api-approved.kubernetes.io": accepted});
+            assert!(lines(&crd, None).is_empty(), "{accepted}");
+        }
+        assert!(lines(&widget_crd(), None).is_empty(), "other groups need nothing");
+    }
+
+    #[test]
     fn a_crd_serves_its_served_versions() {
         let types = resource_types(&widget_crd());
         assert_eq!(types.len(), 1);
@@ -238,7 +324,7 @@ mod tests {
     #[test]
     fn settled_crds_are_established() {
         let mut crd = widget_crd();
-        assert!(validate(&crd).is_empty());
+        assert!(validate(&crd, None).is_empty());
         settle(&mut crd, None, "2026-01-01T00:00:00Z");
         assert_eq!(crd["status"]["conditions"][1]["type"], "Established");
         assert_eq!(crd["status"]["acceptedNames"]["listKind"], "WidgetList");
@@ -249,6 +335,6 @@ mod tests {
     fn a_misnamed_crd_is_rejected() {
         let mut crd = widget_crd();
         crd["metadata"]["name"] = json!("gadgets.example.com");
-        assert_eq!(validate(&crd)[0].field, "metadata.name");
+        assert_eq!(validate(&crd, None)[0].field, "metadata.name");
     }
 }

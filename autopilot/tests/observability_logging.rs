@@ -5,7 +5,14 @@ mod observability_support;
 use autopilot::observability::{LogConfig, LogFormat, LoggingError, subscriber};
 use observability_support::Captured;
 
+/// tracing keeps one global level hint across the subscribers of all threads: a test whose filter drops
+/// `info` could otherwise lower it while another test logs, so the tests log one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn log_inside_a_reconcile(format: LogFormat, filter: &str) -> String {
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let out = Captured::default();
     let writer = out.clone();
     let config = LogConfig {

@@ -1,4 +1,4 @@
-//! A fresh in-process API server with the mesh CRDs, an owning custom resource, and checks every
+//! A test cluster (either backend) with the mesh CRDs, an owning custom resource, and checks every
 //! provider shares.
 
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use autopilot_mesh::{
     Feature, MeshProvider, Route, RouteChange, RouterError, RouterOptions, TrafficRouter,
     WeightError, Weights, crds, router_for,
 };
-use autopilot_testkit::ApiServer;
+use autopilot_testkit::TestCluster;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::NamespaceResourceScope;
 use kube::{Api, Client, CustomResource, Resource, ResourceExt};
@@ -29,26 +29,25 @@ pub struct RolloutSpec {
     pub app: String,
 }
 
-pub const NAMESPACE: &str = "default";
 pub const APP: &str = "podinfo";
 pub const PORT: u16 = 9898;
 
 pub struct Cluster {
     /// Kept alive for the test's duration.
-    pub _server: ApiServer,
+    pub _server: TestCluster,
     pub client: Client,
     pub owner: Rollout,
     pub route: Route,
 }
 
 pub async fn cluster() -> Cluster {
-    let server = ApiServer::start().await.unwrap();
+    let server = TestCluster::start().await.unwrap();
     for crd in crds::all() {
         server.install_crd(&crd).await.unwrap();
     }
     server.install::<Rollout>().await.unwrap();
     let client = server.client();
-    let rollouts: Api<Rollout> = Api::namespaced(client.clone(), NAMESPACE);
+    let rollouts: Api<Rollout> = Api::default_namespaced(client.clone());
     let rollout = Rollout::new("podinfo-rollout", RolloutSpec { app: APP.into() });
     let owner = rollouts
         .create(&PostParams::default(), &rollout)
@@ -93,7 +92,7 @@ pub async fn routed(
 
 impl Cluster {
     pub fn api<K: Namespaced>(&self) -> Api<K> {
-        Api::namespaced(self.client.clone(), NAMESPACE)
+        Api::default_namespaced(self.client.clone())
     }
 
     /// The stored object as JSON.

@@ -178,7 +178,7 @@ pub fn validate(
         errors.extend(validation::validate(schema, object));
     }
     if !resource.custom && resource.kind == "CustomResourceDefinition" {
-        errors.extend(crd::validate(object));
+        errors.extend(crd::validate(object, old));
     }
     if !resource.custom && resource.group == validation::RBAC_GROUP {
         errors.extend(validation::validate_rbac(&resource.kind, object, old));

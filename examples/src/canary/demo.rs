@@ -16,10 +16,9 @@ use autopilot_mesh::{
     GatewayRef, MeshProvider, Route, RouterOptions, TrafficRouter, Weights, router_for,
 };
 use autopilot_metrics::{ClientOptions, PrometheusClient};
-use autopilot_testkit::ApiServer;
+use autopilot_testkit::{Backend, TestCluster};
 use autopilot_testkit::prometheus::{PrometheusServer, ScrapeTarget};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -30,8 +29,6 @@ use super::spec::{Canary, CanaryPhase};
 use super::{http_client, operator};
 use crate::traffic::{Health, TrafficSimulator, Workload};
 
-/// The namespace the demo app lives in.
-pub const NAMESPACE: &str = "demo";
 /// The demo app's Deployment (and the Canary's name).
 pub const APP: &str = "podinfo";
 /// The app's port.
@@ -63,9 +60,10 @@ impl Default for DemoOptions {
 
 /// Everything the canary operator needs, running in this process.
 pub struct Environment {
-    /// The in-process API server.
-    pub server: ApiServer,
-    /// A client of it.
+    /// The API server (in-process, or real when `AUTOPILOT_TEST_APISERVER=real`) and the namespace the
+    /// app, its Canary and routing objects live in.
+    pub cluster: TestCluster,
+    /// A client of it, whose default namespace is the app's.
     pub client: Client,
     /// The router of the mesh in use.
     pub router: Arc<dyn TrafficRouter>,
@@ -97,19 +95,20 @@ impl Environment {
         provider: MeshProvider,
         simulate_metrics: bool,
     ) -> anyhow::Result<Self> {
-        let server = ApiServer::start().await?;
-        let client = server.client();
+        let cluster = TestCluster::start().await?;
+        let client = cluster.client();
+        let namespace = cluster.namespace().to_owned();
         let mut background = vec![autopilot_testkit::spawn_deployment_status(client.clone())];
-        server.install::<Canary>().await?;
+        cluster.install::<Canary>().await?;
         for crd in autopilot_mesh::crds::all() {
-            server.install_crd(&crd).await?;
+            cluster.install_crd(&crd).await?;
         }
         create_app(&client).await?;
 
         // Gateway API routes attach to a Gateway; the demo names one (no Gateway controller runs here).
-        let options = RouterOptions::default().with_gateway(GatewayRef::new(NAMESPACE, "public"));
+        let options = RouterOptions::default().with_gateway(GatewayRef::new(&namespace, "public"));
         let router = router_for(provider, client.clone(), options)?;
-        let traffic = TrafficSimulator::new(NAMESPACE, 200).with_port(PORT);
+        let traffic = TrafficSimulator::new(&namespace, 200).with_port(PORT);
         let (exporter, exporter_task) = traffic.serve(([127, 0, 0, 1], 0).into()).await?;
         background.push(exporter_task);
         background.push(tokio::spawn(drive_traffic(
@@ -144,6 +143,8 @@ impl Environment {
         };
         let config = OperatorConfig {
             mesh_provider: provider.as_str().parse().map_err(anyhow::Error::msg)?,
+            // Tests of one binary share a real API server: each operator keeps to its namespace.
+            watch_namespace: Some(namespace),
             ..OperatorConfig::default()
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -152,7 +153,7 @@ impl Environment {
             let _ = stopped.await;
         }));
         Ok(Self {
-            server,
+            cluster,
             client,
             router,
             prometheus,
@@ -163,16 +164,22 @@ impl Environment {
         })
     }
 
-    /// The Canaries of the demo namespace.
+    /// The namespace of the app.
     #[must_use]
-    pub fn canaries(&self) -> Api<Canary> {
-        Api::namespaced(self.client.clone(), NAMESPACE)
+    pub fn namespace(&self) -> &str {
+        self.cluster.namespace()
     }
 
-    /// The Deployments of the demo namespace.
+    /// The Canaries of the app's namespace.
+    #[must_use]
+    pub fn canaries(&self) -> Api<Canary> {
+        Api::default_namespaced(self.client.clone())
+    }
+
+    /// The Deployments of the app's namespace.
     #[must_use]
     pub fn deployments(&self) -> Api<Deployment> {
-        Api::namespaced(self.client.clone(), NAMESPACE)
+        Api::default_namespaced(self.client.clone())
     }
 
     /// The current traffic split of the app.
@@ -182,7 +189,7 @@ impl Environment {
     pub async fn weights(&self) -> anyhow::Result<Weights> {
         Ok(self
             .router
-            .weights(&Route::new(NAMESPACE, APP, PORT))
+            .weights(&Route::new(self.namespace(), APP, PORT))
             .await?)
     }
 
@@ -306,7 +313,7 @@ pub fn demo_canary(interval: Duration) -> anyhow::Result<Canary> {
     Ok(serde_json::from_value(json!({
         "apiVersion": "delivery.autopilot.rs/v1",
         "kind": "Canary",
-        "metadata": {"name": APP, "namespace": NAMESPACE},
+        "metadata": {"name": APP},
         "spec": {
             "targetRef": {"name": APP},
             "service": {"port": PORT},
@@ -333,21 +340,27 @@ pub async fn run(options: DemoOptions, out: &mut (dyn Write + Send)) -> anyhow::
         out,
         started: Instant::now(),
     };
+    let server = match Backend::from_env()? {
+        Backend::InProcess => "the in-process Kubernetes API server",
+        Backend::Real => "a real kube-apiserver and etcd",
+    };
     log.say(&format!(
-        "no cluster configured: starting the in-process Kubernetes API server and a synthetic {} data plane",
+        "no cluster configured: starting {server} and a synthetic {} data plane",
         options.provider.as_str()
     ));
     let simulate = options.simulate_metrics || !PrometheusServer::is_installed();
     let env = Environment::start_with(options.provider, simulate).await?;
     match &env.prometheus {
         Some(prometheus) => log.say(&format!(
-            "Prometheus at {}; creating Canary {NAMESPACE}/{APP}",
-            prometheus.url()
+            "Prometheus at {}; creating Canary {}/{APP}",
+            prometheus.url(),
+            env.namespace()
         )),
         None => log.say(&format!(
             "no `prometheus` binary found: metrics are SIMULATED from the synthetic data plane at {} \
-             (install Debian's `prometheus` for the real thing); creating Canary {NAMESPACE}/{APP}",
-            env.metrics_url
+             (install Debian's `prometheus` for the real thing); creating Canary {}/{APP}",
+            env.metrics_url,
+            env.namespace()
         )),
     }
     env.canaries()
@@ -440,15 +453,9 @@ pub fn progress_line(canary: &Canary) -> String {
     )
 }
 
+/// Creates the app's Deployment in the client's namespace.
 async fn create_app(client: &Client) -> anyhow::Result<()> {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?,
-        )
-        .await?;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+    let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
     deployments
         .create(
             &PostParams::default(),
@@ -462,7 +469,7 @@ fn app_deployment(version: &str, health: Health) -> serde_json::Value {
     json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": APP, "namespace": NAMESPACE, "labels": {"app": APP}},
+        "metadata": {"name": APP, "labels": {"app": APP}},
         "spec": {
             "replicas": 2,
             "selector": {"matchLabels": {"app": APP}},
@@ -508,8 +515,8 @@ fn health_of(deployment: &Deployment) -> Health {
 /// Sends requests every 100 ms, split as the mesh's routing objects say, each workload answering
 /// as its Deployment's pod template says.
 async fn drive_traffic(client: Client, router: Arc<dyn TrafficRouter>, traffic: TrafficSimulator) {
-    let deployments: Api<Deployment> = Api::namespaced(client, NAMESPACE);
-    let route = Route::new(NAMESPACE, APP, PORT);
+    let route = Route::new(client.default_namespace(), APP, PORT);
+    let deployments: Api<Deployment> = Api::default_namespaced(client);
     let health = |name: String| {
         let deployments = deployments.clone();
         async move {
