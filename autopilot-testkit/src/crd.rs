@@ -43,10 +43,9 @@ fn validate_api_approval(crd: &Value, old: Option<&Value>) -> Option<FieldError>
             "missing"
         } else if value.starts_with("unapproved") {
             "bypassed"
-        } else if value
-            .parse::<http::Uri>()
-            .is_ok_and(|uri| uri.scheme().is_some() && uri.authority().is_some_and(|a| !a.host().is_empty()))
-        {
+        } else if value.parse::<http::Uri>().is_ok_and(|uri| {
+            uri.scheme().is_some() && uri.authority().is_some_and(|a| !a.host().is_empty())
+        }) {
             "approved"
         } else {
             "invalid"
@@ -297,18 +296,28 @@ mod tests {
         };
         assert_eq!(
             lines(&crd, None),
-            ["metadata.annotations[api-approved.kubernetes.io]: Required value: protected groups must have \
-              approval annotation \"api-approved.kubernetes.io\", see https://github.com/kubernetes/enhancements/pull/1111"]
+            [
+                "metadata.annotations[api-approved.kubernetes.io]: Required value: protected groups must have \
+              approval annotation \"api-approved.kubernetes.io\", see https://github.com/kubernetes/enhancements/pull/1111"
+            ]
         );
         // An update that leaves the (missing) approval as it was is accepted.
         assert!(lines(&crd, Some(&crd)).is_empty());
         crd["metadata"]["annotations"] = json!({"api-approved.kubernetes.io": "soon"});
-        assert!(lines(&crd, None)[0].contains("Invalid value: \"soon\": protected groups must have"));
-        for accepted in ["https://github.com/kubernetes/kubernetes/pull/1", "unapproved, experimental"] {
+        assert!(
+            lines(&crd, None)[0].contains("Invalid value: \"soon\": protected groups must have")
+        );
+        for accepted in [
+            "https://github.com/kubernetes/kubernetes/pull/1",
+            "unapproved, experimental",
+        ] {
             crd["metadata"]["annotations"] = json!({"api-approved.kubernetes.io": accepted});
             assert!(lines(&crd, None).is_empty(), "{accepted}");
         }
-        assert!(lines(&widget_crd(), None).is_empty(), "other groups need nothing");
+        assert!(
+            lines(&widget_crd(), None).is_empty(),
+            "other groups need nothing"
+        );
     }
 
     #[test]

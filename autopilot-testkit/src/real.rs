@@ -247,7 +247,10 @@ impl RealApiServer {
         let cert_file = file("apiserver.crt", &credentials.serving_cert_pem)?;
         let key_file = file("apiserver.key", &credentials.serving_key_pem)?;
         let sa_key_file = file("service-account.key", &credentials.service_account_key_pem)?;
-        let sa_public_file = file("service-account.pub", &credentials.service_account_public_pem)?;
+        let sa_public_file = file(
+            "service-account.pub",
+            &credentials.service_account_public_pem,
+        )?;
         let token_file = file(
             "tokens.csv",
             &format!(
@@ -260,7 +263,10 @@ impl RealApiServer {
         let port = free_loopback_port()?;
         let url = format!("https://127.0.0.1:{port}");
         let kubeconfig = admin_kubeconfig(&url, &credentials);
-        let kubeconfig_file = file("admin.kubeconfig", &serde_json::to_string(&kubeconfig).unwrap_or_default())?;
+        let kubeconfig_file = file(
+            "admin.kubeconfig",
+            &serde_json::to_string(&kubeconfig).unwrap_or_default(),
+        )?;
 
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
         let etcd_args = vec![
@@ -371,7 +377,11 @@ impl RealApiServer {
                 break;
             }
             let ready = client
-                .request_text(http::Request::get("/readyz").body(Vec::new()).unwrap_or_default())
+                .request_text(
+                    http::Request::get("/readyz")
+                        .body(Vec::new())
+                        .unwrap_or_default(),
+                )
                 .await
                 .is_ok();
             if ready {
@@ -527,7 +537,11 @@ mod tests {
     #[test]
     fn credentials_are_pem() {
         let credentials = Credentials::generate().unwrap();
-        assert!(credentials.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(
+            credentials
+                .ca_pem
+                .starts_with("-----BEGIN CERTIFICATE-----")
+        );
         assert!(!pem_der(&credentials.ca_pem).is_empty());
         assert!(credentials.service_account_key_pem.contains("PRIVATE KEY"));
     }

@@ -202,7 +202,8 @@ impl TestCluster {
         let (config, in_process, real) = match backend {
             Backend::InProcess => {
                 let server = ApiServer::start().await?;
-                let mut config = kube::Config::new(server.url().parse().map_err(crate::server::Error::from)?);
+                let mut config =
+                    kube::Config::new(server.url().parse().map_err(crate::server::Error::from)?);
                 config.default_namespace.clone_from(&namespace);
                 (config, Some(server), None)
             }
@@ -322,7 +323,9 @@ impl TestCluster {
         let (crds, others): (Vec<Value>, Vec<Value>) = documents
             .into_iter()
             .filter(Value::is_object)
-            .partition(|d| d.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition"));
+            .partition(|d| {
+                d.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
+            });
         for crd in crds {
             self.install_crd(&serde_json::from_value(crd)?).await?;
         }
@@ -334,7 +337,13 @@ impl TestCluster {
             .await
             .map_err(api_error("discovery failed"))?;
         for object in others {
-            let text = |field: &str| object.get(field).and_then(Value::as_str).unwrap_or_default().to_owned();
+            let text = |field: &str| {
+                object
+                    .get(field)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
             let (api_version, kind) = (text("apiVersion"), text("kind"));
             let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
             let (resource, capabilities) = discovery
@@ -400,6 +409,10 @@ mod tests {
     fn namespaces_are_dns_labels() {
         let suffix = random_suffix();
         assert_eq!(suffix.len(), 6);
-        assert!(suffix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert!(
+            suffix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
     }
 }

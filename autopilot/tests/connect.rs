@@ -12,11 +12,7 @@ async fn the_configured_kubeconfig_reaches_its_cluster() {
     let (server, _) = server().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kubeconfig");
-    std::fs::write(
-        &path,
-        serde_saphyr::to_string(server.kubeconfig()).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(&path, serde_saphyr::to_string(server.kubeconfig()).unwrap()).unwrap();
     let namespace = server.namespace().to_owned();
     let env = |name: &str| match name {
         "AUTOPILOT_KUBECONFIG" => Some(path.display().to_string()),

@@ -144,7 +144,7 @@ fn operator(
     + 'static,
 ) -> (EventSender, Running) {
     let (events, received) = sources::channel(64);
-    let operator = Operator::new(client.clone(), config(&client), handlers(runs))
+    let operator = Operator::new(client.clone(), config(client), handlers(runs))
         .backoff(fast_backoff())
         .reconcile_on(received, map);
     (events, spawn(operator))
@@ -181,7 +181,10 @@ async fn a_cloudevent_wakes_exactly_the_canary_it_names() {
     let seen = &runs.saw("alpha", "ce-1")[0].events;
     assert_eq!(seen.len(), 1, "only the event that woke it: {seen:?}");
     assert_eq!(seen[0].kind, "com.example.build.finished");
-    assert_eq!(seen[0].data, json!({"build": 7, "for": format!("{ns}/alpha")}));
+    assert_eq!(
+        seen[0].data,
+        json!({"build": 7, "for": format!("{ns}/alpha")})
+    );
 
     // The next event wakes beta; events go through in order, so had ce-1 woken beta, it would have by now.
     assert_eq!(post("ce-2", "beta").await.unwrap().status(), 202);
@@ -303,7 +306,11 @@ async fn an_event_the_handler_fails_on_is_seen_again_on_the_retry() {
     settled(&client, &runs, &[("epsilon", "web")]).await;
 
     events
-        .send(alert(client.default_namespace(), "a-1", json!({"fail": "error"})))
+        .send(alert(
+            client.default_namespace(),
+            "a-1",
+            json!({"fail": "error"}),
+        ))
         .await
         .unwrap();
     assert_eq!(
@@ -314,7 +321,11 @@ async fn an_event_the_handler_fails_on_is_seen_again_on_the_retry() {
 
     // A panicking handler keeps its events too; the handled a-1 is not shown again.
     events
-        .send(alert(client.default_namespace(), "a-2", json!({"fail": "panic"})))
+        .send(alert(
+            client.default_namespace(),
+            "a-2",
+            json!({"fail": "panic"}),
+        ))
         .await
         .unwrap();
     assert_eq!(

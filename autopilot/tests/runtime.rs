@@ -369,8 +369,9 @@ async fn a_handler_error_backs_off_and_shows_a_condition_and_a_warning_event() {
             next(CanaryPhase::Succeeded),
         ),
     };
-    let operator =
-        spawn(Operator::<Canary>::new(client.clone(), config(&client), handlers).backoff(fast_backoff()));
+    let operator = spawn(
+        Operator::<Canary>::new(client.clone(), config(&client), handlers).backoff(fast_backoff()),
+    );
     create(&client, &canary("flaky", "flaky")).await;
 
     let degraded = wait_for_canary(&client, "flaky", "Degraded=True", |c| {
@@ -418,7 +419,8 @@ async fn a_handler_error_backs_off_and_shows_a_condition_and_a_warning_event() {
 
     // The repeated warnings fold into one Event whose series counts them.
     let folded = wait_for("the warning's series to count repeats", || {
-        let events: Api<k8s_openapi::api::events::v1::Event> = Api::default_namespaced(client.clone());
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::default_namespaced(client.clone());
         async move {
             let warnings: Vec<_> = events
                 .list(&Default::default())
@@ -578,7 +580,11 @@ async fn outputs_are_applied_server_side_and_owned_by_the_object() {
         Ok::<_, BoxError>(Transition::next(CanaryPhase::Succeeded))
     };
     let handlers = around_waiting(&calls, waiting);
-    let operator = spawn(Operator::<Canary>::new(client.clone(), config(&client), handlers));
+    let operator = spawn(Operator::<Canary>::new(
+        client.clone(),
+        config(&client),
+        handlers,
+    ));
     create(&client, &canary("shop", "v1")).await;
     let done = wait_for_canary(&client, "shop", "Succeeded", |c| {
         phase_of(c) == Some(CanaryPhase::Succeeded)
@@ -663,7 +669,11 @@ async fn fail_enters_the_failure_phase_with_a_reason() {
             next(CanaryPhase::Succeeded),
         ),
     };
-    let operator = spawn(Operator::<Canary>::new(client.clone(), config(&client), handlers));
+    let operator = spawn(Operator::<Canary>::new(
+        client.clone(),
+        config(&client),
+        handlers,
+    ));
     create(&client, &canary("bad", "bad")).await;
     let failed = wait_for_canary(&client, "bad", "Failed", |c| {
         phase_of(c) == Some(CanaryPhase::Failed)
@@ -739,8 +749,12 @@ async fn a_panicking_handler_is_an_error_not_a_crash() {
         }
     });
     let operator = spawn(
-        Operator::<Canary>::new(client.clone(), config(&client), around_waiting(&calls, waiting))
-            .backoff(fast_backoff()),
+        Operator::<Canary>::new(
+            client.clone(),
+            config(&client),
+            around_waiting(&calls, waiting),
+        )
+        .backoff(fast_backoff()),
     );
     create(&client, &canary("panicky", "p")).await;
     wait_for_event(
@@ -842,7 +856,8 @@ async fn phase_changes_continue_in_the_same_reconcile_up_to_a_bound() {
         ),
     };
     let operator = spawn(
-        Operator::<Canary>::new(client.clone(), config(&client), handlers).observe(reconciles.clone()),
+        Operator::<Canary>::new(client.clone(), config(&client), handlers)
+            .observe(reconciles.clone()),
     );
     create(&client, &canary("cycle", "cycle")).await;
     let runs = || {

@@ -102,7 +102,12 @@ pub fn validate_workload(kind: &str, object: &Value) -> Vec<FieldError> {
     }
     for (index, container) in containers.iter().enumerate() {
         for field in ["name", "image"] {
-            if container.get(field).and_then(Value::as_str).unwrap_or_default().is_empty() {
+            if container
+                .get(field)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .is_empty()
+            {
                 errors.push(required(&format!(
                     "spec.template.spec.containers[{index}].{field}"
                 )));
@@ -150,7 +155,10 @@ mod tests {
     fn a_missing_selector_is_required() {
         assert_eq!(
             lines(&validate_workload("StatefulSet", &json!({"spec": {}}))),
-            ["spec.selector: Required value", "spec.template: Required value"]
+            [
+                "spec.selector: Required value",
+                "spec.template: Required value"
+            ]
         );
     }
 }

@@ -13,10 +13,7 @@ use std::{
 use autopilot::{Autopilot, Operator, backoff::Backoff, config::OperatorConfig};
 use autopilot_testkit::TestCluster;
 use k8s_openapi::api::events::v1::Event;
-use kube::{
-    Api, Client, CustomResource,
-    api::ListParams,
-};
+use kube::{Api, Client, CustomResource, api::ListParams};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tokio::{sync::oneshot, task::JoinHandle, time::Instant};

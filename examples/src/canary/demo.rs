@@ -16,8 +16,8 @@ use autopilot_mesh::{
     GatewayRef, MeshProvider, Route, RouterOptions, TrafficRouter, Weights, router_for,
 };
 use autopilot_metrics::{ClientOptions, PrometheusClient};
-use autopilot_testkit::{Backend, TestCluster};
 use autopilot_testkit::prometheus::{PrometheusServer, ScrapeTarget};
+use autopilot_testkit::{Backend, TestCluster};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
