@@ -11,7 +11,9 @@
 //! assert!(names.contains(&"httproutes.gateway.networking.k8s.io"));
 //! ```
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSON, JSONSchemaProps, JSONSchemaPropsOrArray,
+};
 use kube::CustomResourceExt;
 use kube::core::crd::merge_crds;
 
@@ -27,11 +29,112 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     ]
 }
 
-/// The HTTPRoute CRD. `gateway.networking.k8s.io` is a group the Kubernetes project protects: the API
-/// server refuses its CRDs without the `api-approved.kubernetes.io` annotation, which names the Gateway
-/// API release's approving change as upstream's manifests do.
+/// The defaults upstream's HTTPRoute schema gives the fields the router writes, by path (`[]` steps
+/// into list items). A cluster stores routes with them filled in, so ours fills in the same.
+const HTTP_ROUTE_DEFAULTS: &[(&[&str], &str)] = &[
+    (
+        &["spec", "parentRefs", "[]", "group"],
+        r#""gateway.networking.k8s.io""#,
+    ),
+    (&["spec", "parentRefs", "[]", "kind"], r#""Gateway""#),
+    (
+        &["spec", "rules"],
+        r#"[{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}]"#,
+    ),
+    (
+        &["spec", "rules", "[]", "backendRefs", "[]", "group"],
+        r#""""#,
+    ),
+    (
+        &["spec", "rules", "[]", "backendRefs", "[]", "kind"],
+        r#""Service""#,
+    ),
+    (&["spec", "rules", "[]", "backendRefs", "[]", "weight"], "1"),
+    (
+        &["spec", "rules", "[]", "matches"],
+        r#"[{"path": {"type": "PathPrefix", "value": "/"}}]"#,
+    ),
+    (
+        &["spec", "rules", "[]", "matches", "[]", "path"],
+        r#"{"type": "PathPrefix", "value": "/"}"#,
+    ),
+    (
+        &["spec", "rules", "[]", "matches", "[]", "path", "type"],
+        r#""PathPrefix""#,
+    ),
+    (
+        &["spec", "rules", "[]", "matches", "[]", "path", "value"],
+        r#""/""#,
+    ),
+    (
+        &[
+            "spec", "rules", "[]", "matches", "[]", "headers", "[]", "type",
+        ],
+        r#""Exact""#,
+    ),
+];
+
+/// The schema of a RequestMirror filter's settings, whose backend reference upstream defaults as it
+/// does the rule's own (the rest of the filter is kept as written).
+const REQUEST_MIRROR_SCHEMA: &str = r#"{
+    "type": "object",
+    "x-kubernetes-preserve-unknown-fields": true,
+    "properties": {
+        "backendRef": {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": true,
+            "properties": {
+                "group": {"type": "string", "default": ""},
+                "kind": {"type": "string", "default": "Service"}
+            }
+        },
+        "fraction": {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": true,
+            "properties": {"denominator": {"type": "integer", "format": "int32", "default": 100}}
+        }
+    }
+}"#;
+
+/// The schema node at `path` (object properties by name, `[]` for list items).
+fn node_at<'a>(schema: &'a mut JSONSchemaProps, path: &[&str]) -> Option<&'a mut JSONSchemaProps> {
+    path.iter().try_fold(schema, |node, step| match *step {
+        "[]" => match node.items.as_mut() {
+            Some(JSONSchemaPropsOrArray::Schema(items)) => Some(&mut **items),
+            _ => None,
+        },
+        name => node.properties.as_mut().and_then(|p| p.get_mut(name)),
+    })
+}
+
+/// The HTTPRoute CRD, with upstream's defaults on the fields the router writes. `gateway.networking.k8s.io`
+/// is a group the Kubernetes project protects: the API server refuses its CRDs without the
+/// `api-approved.kubernetes.io` annotation, which names the Gateway API release's approving change as
+/// upstream's manifests do.
 pub fn http_route() -> CustomResourceDefinition {
     let mut crd = gateway::HttpRoute::crd();
+    for version in &mut crd.spec.versions {
+        let schema = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut());
+        let Some(schema) = schema else { continue };
+        for (path, default) in HTTP_ROUTE_DEFAULTS {
+            if let (Some(node), Ok(default)) =
+                (node_at(schema, path), serde_json::from_str(default))
+            {
+                node.default = Some(JSON(default));
+            }
+        }
+        let filters = node_at(schema, &["spec", "rules", "[]", "filters", "[]"]);
+        if let (Some(filters), Ok(mirror)) = (filters, serde_json::from_str(REQUEST_MIRROR_SCHEMA))
+        {
+            filters
+                .properties
+                .get_or_insert_with(Default::default)
+                .insert("requestMirror".to_owned(), mirror);
+        }
+    }
     crd.metadata.annotations = Some(
         [(
             "api-approved.kubernetes.io".to_owned(),

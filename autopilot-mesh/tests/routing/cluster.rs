@@ -1,6 +1,7 @@
 //! A test cluster (either backend) with the mesh CRDs, an owning custom resource, and checks every
 //! provider shares.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,7 +9,8 @@ use autopilot_mesh::{
     Feature, MeshProvider, Route, RouteChange, RouterError, RouterOptions, TrafficRouter,
     WeightError, Weights, crds, router_for,
 };
-use autopilot_testkit::TestCluster;
+use autopilot_testkit::{Backend, TestCluster};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::NamespaceResourceScope;
 use kube::{Api, Client, CustomResource, Resource, ResourceExt};
@@ -40,10 +42,65 @@ pub struct Cluster {
     pub route: Route,
 }
 
+/// The CRDs the routers' objects must pass. On the real backend these are the upstream manifests, with
+/// their schemas and CEL rules: the Gateway API's (`AUTOPILOT_GATEWAY_API_CHANNEL`, `standard` by default,
+/// or `experimental`) and Istio's VirtualService and DestinationRule, from the folder
+/// `scripts/upstream-crds` prints (`AUTOPILOT_UPSTREAM_CRDS`); SMI publishes none, so TrafficSplit is
+/// ours. On the in-process backend they are ours (`autopilot-mesh/crds/`).
+fn mesh_crds(backend: Backend) -> Vec<CustomResourceDefinition> {
+    if backend == Backend::InProcess {
+        return crds::all();
+    }
+    let folder = PathBuf::from(std::env::var_os("AUTOPILOT_UPSTREAM_CRDS").expect(
+        "AUTOPILOT_UPSTREAM_CRDS names the upstream CRDs: export AUTOPILOT_UPSTREAM_CRDS=$(scripts/upstream-crds)",
+    ));
+    let channel =
+        std::env::var("AUTOPILOT_GATEWAY_API_CHANNEL").unwrap_or_else(|_| "standard".to_owned());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(folder.join("gateway-api").join(&channel))
+        .unwrap_or_else(|e| panic!("Gateway API channel {channel:?}: {e}"))
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    files.push(folder.join("istio/customresourcedefinitions.gen.yaml"));
+    let wanted = |name: &str| {
+        name.ends_with(".gateway.networking.k8s.io")
+            || name == "virtualservices.networking.istio.io"
+            || name == "destinationrules.networking.istio.io"
+    };
+    let mut upstream: Vec<CustomResourceDefinition> = files
+        .iter()
+        .flat_map(|file| {
+            let text = std::fs::read_to_string(file).unwrap();
+            serde_saphyr::from_multiple::<Value>(&text).unwrap()
+        })
+        .filter(|document| document["kind"] == "CustomResourceDefinition")
+        .map(|document| serde_json::from_value::<CustomResourceDefinition>(document).unwrap())
+        .filter(|crd| wanted(&crd.name_any()))
+        .collect();
+    upstream.push(crds::traffic_split());
+    upstream
+}
+
+/// Installed once per test binary: the tests of a binary share the real server.
+static MESH_CRDS: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
 pub async fn cluster() -> Cluster {
     let server = TestCluster::start().await.unwrap();
-    for crd in crds::all() {
-        server.install_crd(&crd).await.unwrap();
+    match server.backend() {
+        Backend::InProcess => {
+            for crd in mesh_crds(Backend::InProcess) {
+                server.install_crd(&crd).await.unwrap();
+            }
+        }
+        Backend::Real => {
+            MESH_CRDS
+                .get_or_init(|| async {
+                    for crd in mesh_crds(Backend::Real) {
+                        server.install_crd(&crd).await.unwrap();
+                    }
+                })
+                .await;
+        }
     }
     server.install::<Rollout>().await.unwrap();
     let client = server.client();

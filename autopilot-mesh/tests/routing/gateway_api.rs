@@ -10,8 +10,14 @@ fn behind_gateway() -> RouterOptions {
     RouterOptions::default().with_gateway(GatewayRef::new("ingress", "public"))
 }
 
+/// A backend as the cluster stores it: with the schema's defaults for `group` and `kind`.
 fn backend(name: &str, weight: u32) -> serde_json::Value {
-    json!({"name": name, "port": 9898, "weight": weight})
+    json!({"group": "", "kind": "Service", "name": name, "port": 9898, "weight": weight})
+}
+
+/// The match a rule without matches gets by default: every path.
+fn any_path() -> serde_json::Value {
+    json!({"type": "PathPrefix", "value": "/"})
 }
 
 #[tokio::test]
@@ -23,11 +29,11 @@ async fn gateway_api_shifts_weights_keeps_user_fields_and_is_collected_with_its_
     let route = c.json::<HttpRoute>(APP).await;
     assert_eq!(
         route["spec"]["parentRefs"],
-        json!([{"name": "public", "namespace": "ingress"}])
+        json!([{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public", "namespace": "ingress"}])
     );
     assert_eq!(
         route["spec"]["rules"],
-        json!([{"backendRefs": [backend(&primary, 100), backend(&canary, 0)]}])
+        json!([{"matches": [{"path": any_path()}], "backendRefs": [backend(&primary, 100), backend(&canary, 0)]}])
     );
     c.assert_owned::<HttpRoute>(APP).await;
 
@@ -58,7 +64,11 @@ async fn gateway_api_shifts_weights_keeps_user_fields_and_is_collected_with_its_
         route["spec"]["rules"][0]["backendRefs"],
         json!([backend(&primary, 60), backend(&canary, 40)])
     );
-    assert_eq!(route["spec"]["rules"][1], docs);
+    // The user's rule, as stored: with the schema's defaults for its backend.
+    let mut stored_docs = docs.clone();
+    stored_docs["backendRefs"] =
+        json!([{"group": "", "kind": "Service", "name": "docs", "port": 80, "weight": 1}]);
+    assert_eq!(route["spec"]["rules"][1], stored_docs);
     assert_eq!(route["spec"]["hostnames"], json!(["shop.example.com"]));
 
     assert_invalid_weights_write_nothing::<HttpRoute>(&c, &*router).await;
@@ -76,7 +86,7 @@ async fn gateway_api_shifts_weights_keeps_user_fields_and_is_collected_with_its_
     assert_eq!(
         filters,
         &json!([header_filter, {"type": "RequestMirror", "requestMirror": {
-            "backendRef": {"name": canary, "port": 9898},
+            "backendRef": {"group": "", "kind": "Service", "name": canary, "port": 9898},
             "fraction": {"numerator": 1250, "denominator": 10000},
         }}])
     );
@@ -118,10 +128,10 @@ async fn gateway_api_routes_matching_requests_to_the_canary() {
                 "matches": [{"headers": [
                     {"type": "Exact", "name": "x-canary", "value": "insider"},
                     {"type": "RegularExpression", "name": "cookie", "value": "^(.*?;\\s*)?(canary=always)(;.*)?$"},
-                ]}],
+                ], "path": any_path()}],
                 "backendRefs": [backend(&canary, 100)],
             },
-            {"backendRefs": [backend(&primary, 90), backend(&canary, 10)]},
+            {"matches": [{"path": any_path()}], "backendRefs": [backend(&primary, 90), backend(&canary, 10)]},
         ])
     );
 
@@ -129,6 +139,6 @@ async fn gateway_api_routes_matching_requests_to_the_canary() {
     let route = c.json::<HttpRoute>(APP).await;
     assert_eq!(
         route["spec"]["rules"],
-        json!([{"backendRefs": [backend(&primary, 90), backend(&canary, 10)]}])
+        json!([{"matches": [{"path": any_path()}], "backendRefs": [backend(&primary, 90), backend(&canary, 10)]}])
     );
 }
