@@ -289,11 +289,7 @@ impl ApiServer {
     /// Creates (or replaces) every object of a multi-document YAML text; CRDs are installed first, and
     /// namespaced objects without a namespace go to `default`.
     pub async fn install_yaml(&self, yaml: &str) -> Result<(), Error> {
-        let documents: Vec<Value> = serde_saphyr::from_multiple(yaml)?;
-        let (crds, others): (Vec<Value>, Vec<Value>) = documents
-            .into_iter()
-            .filter(|d| d.is_object())
-            .partition(|d| d.get("kind") == Some(&json!("CustomResourceDefinition")));
+        let (crds, others) = crds_and_others(yaml)?;
         for object in crds.into_iter().chain(others) {
             self.install_object(object)?;
         }
@@ -370,6 +366,16 @@ impl Drop for ApiServer {
             controller.abort();
         }
     }
+}
+
+/// The objects of a multi-document YAML text, CRDs apart from the rest (they are installed first, so the
+/// kinds they define can be created next).
+pub(crate) fn crds_and_others(yaml: &str) -> Result<(Vec<Value>, Vec<Value>), serde_saphyr::Error> {
+    let documents: Vec<Value> = serde_saphyr::from_multiple(yaml)?;
+    Ok(documents
+        .into_iter()
+        .filter(Value::is_object)
+        .partition(|d| d.get("kind") == Some(&json!("CustomResourceDefinition"))))
 }
 
 /// A kubeconfig pointing at `url`.

@@ -319,13 +319,7 @@ impl TestCluster {
     /// # Errors
     /// When a document is not an object of a served kind, or the server refuses it.
     pub async fn install_yaml(&self, yaml: &str) -> Result<(), ClusterError> {
-        let documents: Vec<Value> = serde_saphyr::from_multiple(yaml)?;
-        let (crds, others): (Vec<Value>, Vec<Value>) = documents
-            .into_iter()
-            .filter(Value::is_object)
-            .partition(|d| {
-                d.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
-            });
+        let (crds, others) = crate::server::crds_and_others(yaml)?;
         for crd in crds {
             self.install_crd(&serde_json::from_value(crd)?).await?;
         }
