@@ -97,6 +97,8 @@ fn workload(object: &mut Value) {
     if let Some(pod) = spec.pointer_mut("/template/spec") {
         pod_spec(pod);
     }
+    // The status is a struct, not a pointer, in the Go types: a new object shows it empty.
+    set_default(object, "status", json!({}));
 }
 
 fn service(object: &mut Value) {

@@ -41,9 +41,22 @@ impl Filter {
                     supported_field_labels(&resource.api_version(), &resource.kind).to_vec()
                 };
                 supported.extend(resource.selectable_fields.iter().map(String::as_str));
-                selector
-                    .check_supported(&supported)
-                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                if let Some(field) = selector.unsupported(&supported) {
+                    // Built-in kinds without field labels of their own answer with apimachinery's
+                    // default conversion; the others (and custom resources) with their own words.
+                    let metadata_only = supported
+                        .iter()
+                        .all(|s| matches!(*s, "metadata.name" | "metadata.namespace"));
+                    return Err(ApiError::bad_request(
+                        if metadata_only && !resource.custom {
+                            format!(
+                                "\"{field}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+                            )
+                        } else {
+                            format!("field label not supported: {field}")
+                        },
+                    ));
+                }
                 Some(selector)
             }
         };

@@ -166,7 +166,8 @@ impl ResourceType {
         self.scale = Some(ScalePaths {
             spec_replicas: ".spec.replicas".to_string(),
             status_replicas: ".status.replicas".to_string(),
-            label_selector: Some(".status.selector".to_string()),
+            // The built-in workloads' Scale shows their spec's selector.
+            label_selector: Some(".spec.selector".to_string()),
         });
         self
     }

@@ -31,6 +31,9 @@ pub(crate) mod field {
     }
 }
 
+/// The body of the request router's plain-text 404.
+pub const PAGE_NOT_FOUND: &str = "404 page not found\n";
+
 /// A request failure, rendered as a Kubernetes `Status` object.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{code} {reason}: {message}")]
@@ -74,7 +77,11 @@ fn qualify(name: &str, group: &str) -> String {
 }
 
 fn details(resource: &impl Named, name: &str, kind: &str) -> Value {
-    let mut details = json!({ "name": name, "kind": kind });
+    // `name` is left out when empty, as Go's `omitempty` does.
+    let mut details = json!({ "kind": kind });
+    if !name.is_empty() {
+        details["name"] = json!(name);
+    }
     if !resource.group().is_empty() {
         details["group"] = json!(resource.group());
     }
@@ -118,6 +125,17 @@ impl ApiError {
             "the server could not find the requested resource",
         )
         .with_details(json!({}))
+    }
+
+    /// 404 for a path no resource serves: the real server's request router answers it in plain text
+    /// (`404 page not found`), not with a `Status`.
+    pub fn page_not_found() -> Self {
+        Self::new(404, "NotFound", PAGE_NOT_FOUND)
+    }
+
+    /// Whether this is [`ApiError::page_not_found`].
+    pub fn is_page_not_found(&self) -> bool {
+        self.code == 404 && self.message == PAGE_NOT_FOUND && self.details.is_none()
     }
 
     /// 409: an object with that name already exists.

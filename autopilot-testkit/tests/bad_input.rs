@@ -88,11 +88,9 @@ async fn unknown_resources_are_404_not_found() {
         Vec::new(),
     )
     .await;
-    assert_eq!((status.code, status.reason.as_str()), (404, "NotFound"));
-    assert_eq!(
-        status.message,
-        "the server could not find the requested resource"
-    );
+    // As kube-apiserver's request router answers a path no resource serves: plain text, not a Status.
+    assert_eq!(status.code, 404);
+    assert!(status.message.contains("404 page not found"), "{status:?}");
     let status = send(
         &server,
         "GET",

@@ -94,7 +94,7 @@ async fn dispatch(State(state): State<AppState>, request: Request) -> Response {
         None => (
             StatusCode::NOT_FOUND,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            "404 page not found\n",
+            crate::status::PAGE_NOT_FOUND,
         )
             .into_response(),
     }
@@ -205,6 +205,14 @@ pub fn json_bytes(status: StatusCode, body: Bytes) -> Response {
 
 /// The `Status` response for a failure.
 pub fn error(error: &ApiError) -> Response {
+    if error.is_page_not_found() {
+        return (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            crate::status::PAGE_NOT_FOUND,
+        )
+            .into_response();
+    }
     let status = StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = json(status, &error.to_status());
     if let Some(seconds) = error.retry_after {

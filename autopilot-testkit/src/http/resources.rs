@@ -54,9 +54,9 @@ pub async fn handle(call: Call<'_>) -> Result<Response, ApiError> {
     let resource = cluster
         .registry
         .find(&path.group, &path.version, &path.plural)
-        .ok_or_else(ApiError::unknown_resource)?;
+        .ok_or_else(ApiError::page_not_found)?;
     if path.namespace.is_some() && !resource.namespaced {
-        return Err(ApiError::unknown_resource());
+        return Err(ApiError::page_not_found());
     }
     let endpoint = match path.subresource.as_deref() {
         None => Endpoint::Main,

@@ -32,9 +32,14 @@ pub fn scale_of(resource: &ResourceType, object: &Value) -> Value {
             "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
             "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
         },
-        "spec": { "replicas": object.pointer(&pointer(&paths.spec_replicas)).cloned().unwrap_or(json!(0)) },
+        "spec": {},
         "status": { "replicas": object.pointer(&pointer(&paths.status_replicas)).cloned().unwrap_or(json!(0)) },
     });
+    // `spec.replicas` is `omitempty` in the Scale type: zero is left out.
+    let desired = object.pointer(&pointer(&paths.spec_replicas)).cloned();
+    if let Some(desired) = desired.filter(|r| r.as_i64() != Some(0) && !r.is_null()) {
+        scale["spec"]["replicas"] = desired;
+    }
     if let Some(selector) = paths
         .label_selector
         .as_ref()

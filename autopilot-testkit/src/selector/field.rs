@@ -72,13 +72,21 @@ impl FieldSelector {
     /// assert_eq!(err.to_string(), "field label not supported: spec.nodeName");
     /// ```
     pub fn check_supported<S: AsRef<str>>(&self, supported: &[S]) -> Result<(), SelectorError> {
-        let known = |field: &str| supported.iter().any(|s| s.as_ref() == field);
-        match self.terms.iter().find(|t| !known(&t.field)) {
-            Some(term) => Err(SelectorError::Field {
-                message: format!("field label not supported: {}", term.field),
+        match self.unsupported(supported) {
+            Some(field) => Err(SelectorError::Field {
+                message: format!("field label not supported: {field}"),
             }),
             None => Ok(()),
         }
+    }
+
+    /// The first field path the selector names outside `supported`.
+    pub fn unsupported<S: AsRef<str>>(&self, supported: &[S]) -> Option<&str> {
+        let known = |field: &str| supported.iter().any(|s| s.as_ref() == field);
+        self.terms
+            .iter()
+            .map(|t| t.field.as_str())
+            .find(|field| !known(field))
     }
 
     /// The value a term requires (`=`/`==`) or excludes (`!=`) for a field path, if named.

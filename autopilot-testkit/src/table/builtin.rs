@@ -458,11 +458,15 @@ fn printer(api_version: &str, kind: &str) -> Option<(Vec<Column>, Cells)> {
         ("", "ConfigMap") => (
             vec![
                 NAME,
+                // The server declares the count a string column, with the field's whole description.
                 (
                     "Data",
-                    "integer",
+                    "string",
                     0,
-                    "Data contains the configuration data.",
+                    "Data contains the configuration data. Each key must consist of alphanumeric characters, '-', \
+                     '_' or '.'. Values with non-UTF-8 byte sequences must use the BinaryData field. The keys stored \
+                     in Data must not overlap with the keys in the BinaryData field, this is enforced during \
+                     validation process.",
                 ),
                 AGE,
             ],
@@ -483,7 +487,15 @@ fn printer(api_version: &str, kind: &str) -> Option<(Vec<Column>, Cells)> {
                     0,
                     "Used to facilitate programmatic handling of secret data.",
                 ),
-                ("Data", "integer", 0, "Data contains the secret data."),
+                (
+                    "Data",
+                    "string",
+                    0,
+                    "Data contains the secret data. Each key must consist of alphanumeric characters, '-', '_' or \
+                     '.'. The serialized form of the secret data is a base64 encoded string, representing the \
+                     arbitrary (possibly non-string) data value here. Described in \
+                     https://tools.ietf.org/html/rfc4648#section-4",
+                ),
                 AGE,
             ],
             |o, now| {

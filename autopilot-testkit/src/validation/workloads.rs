@@ -76,10 +76,12 @@ pub fn validate_workload(kind: &str, object: &Value) -> Vec<FieldError> {
             parsed
         }
     };
-    let Some(template) = spec.get("template").filter(|t| !t.is_null()) else {
-        errors.push(required("spec.template"));
-        return errors;
-    };
+    // The template is a struct, not a pointer: a missing one is validated as an empty one.
+    let empty = Value::Object(serde_json::Map::new());
+    let template = spec
+        .get("template")
+        .filter(|t| !t.is_null())
+        .unwrap_or(&empty);
     let labels: Option<BTreeMap<String, String>> = template
         .pointer("/metadata/labels")
         .and_then(|labels| serde_json::from_value(labels.clone()).ok());
@@ -157,7 +159,7 @@ mod tests {
             lines(&validate_workload("StatefulSet", &json!({"spec": {}}))),
             [
                 "spec.selector: Required value",
-                "spec.template: Required value"
+                "spec.template.spec.containers: Required value"
             ]
         );
     }

@@ -143,7 +143,7 @@ impl Cluster {
         mut object: Value,
         params: &WriteParams,
     ) -> Result<Stored, ApiError> {
-        check_kind(resource, &mut object)?;
+        check_kind(&self.registry, resource, &mut object)?;
         check_namespace(resource, namespace, &mut object)?;
         let meta = meta::metadata_mut(&mut object);
         if meta
@@ -220,7 +220,7 @@ impl Cluster {
         part: Part,
         params: &WriteParams,
     ) -> Result<Stored, ApiError> {
-        check_kind(resource, &mut object)?;
+        check_kind(&self.registry, resource, &mut object)?;
         check_namespace(resource, namespace, &mut object)?;
         check_name(&object, name)?;
         self.replace(resource, namespace, name, part, params, |_| {

@@ -57,8 +57,19 @@ pub fn apply_json_patch(object: &mut Value, patch: &Value) -> Result<(), ApiErro
                 format!("testing value {path} failed: test failed"),
             ));
         }
-        json_patch::patch(object, std::slice::from_ref(operation))
-            .map_err(|e| ApiError::new(422, "Invalid", e.to_string()))?;
+        json_patch::patch(object, std::slice::from_ref(operation)).map_err(|e| {
+            if matches!(operation, json_patch::PatchOperation::Test(_)) {
+                // A failed test says only this, with empty details, on the real server.
+                ApiError::new(
+                    422,
+                    "Invalid",
+                    "the server rejected our request due to an error in our request",
+                )
+                .with_details(json!({}))
+            } else {
+                ApiError::new(422, "Invalid", e.to_string())
+            }
+        })?;
     }
     Ok(())
 }
@@ -106,18 +117,16 @@ fn patched(resource: &ResourceType, current: &Value, patch: Patch<'_>) -> Result
     Ok(object)
 }
 
-fn apply_error(resource: &ResourceType, name: &str, error: ApplyError) -> ApiError {
+fn apply_error(error: ApplyError) -> ApiError {
     match &error {
         ApplyError::Conflict { conflicts } => {
             let causes: Vec<Value> = conflicts
                 .iter()
                 .map(|c| json!({ "reason": "FieldManagerConflict", "message": c.cause_message(), "field": c.field }))
                 .collect();
-            let mut details = json!({ "name": name, "kind": resource.plural(), "causes": causes });
-            if !resource.group.is_empty() {
-                details["group"] = json!(resource.group);
-            }
-            ApiError::new(409, "Conflict", error.to_string()).with_details(details)
+            // The apply conflict names no object: its details carry only the causes.
+            ApiError::new(409, "Conflict", error.to_string())
+                .with_details(json!({ "causes": causes }))
         }
         _ => ApiError::bad_request(error.to_string()),
     }
@@ -148,7 +157,7 @@ impl Cluster {
         }
         self.replace(resource, namespace, name, part, params, |current| {
             let mut object = patched(resource, current, patch)?;
-            check_kind(resource, &mut object)?;
+            check_kind(&self.registry, resource, &mut object)?;
             check_name(&object, name)?;
             Ok(object)
         })
@@ -176,15 +185,11 @@ impl Cluster {
             ));
         }
         if !applied.is_object() {
-            return Err(apply_error(
-                resource,
-                name,
-                ApplyError::NotAnObject {
-                    found: json_type(&applied),
-                },
-            ));
+            return Err(apply_error(ApplyError::NotAnObject {
+                found: json_type(&applied),
+            }));
         }
-        check_kind(resource, &mut applied)?;
+        check_kind(&self.registry, resource, &mut applied)?;
         if !meta::meta_str(&applied, "name").is_empty() {
             check_name(&applied, name)?;
         }
@@ -218,8 +223,7 @@ impl Cluster {
             match current {
                 None if part == Part::Status => Err(ApiError::not_found(resource, name)),
                 None => {
-                    let object = apply::apply_with_schema(base, schema)
-                        .map_err(|e| apply_error(resource, name, e))?;
+                    let object = apply::apply_with_schema(base, schema).map_err(apply_error)?;
                     let object = conversion::to_storage(resource, object);
                     context
                         .create(self, view, &key, object, false)
@@ -235,7 +239,7 @@ impl Cluster {
                         },
                         schema,
                     )
-                    .map_err(|e| apply_error(resource, name, e))?;
+                    .map_err(apply_error)?;
                     context.update(old, conversion::to_storage(resource, new), part, false)
                 }
             }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::cluster::Cluster;
 use crate::meta::{self, Part};
-use crate::registry::ResourceType;
+use crate::registry::{Registry, ResourceType};
 use crate::status::ApiError;
 use crate::store::View;
 use crate::validation::{self, NameRule};
@@ -25,7 +25,11 @@ pub fn json_type(value: &Value) -> &'static str {
 
 /// Checks that a request body is an object of the kind the path addresses, and fills in `apiVersion`
 /// and `kind` when a built-in body leaves them out.
-pub fn check_kind(resource: &ResourceType, body: &mut Value) -> Result<(), ApiError> {
+pub fn check_kind(
+    registry: &Registry,
+    resource: &ResourceType,
+    body: &mut Value,
+) -> Result<(), ApiError> {
     let Some(map) = body.as_object_mut() else {
         return Err(ApiError::bad_request(format!(
             "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: json: cannot unmarshal {} into Go value of type struct {{ APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }}",
@@ -48,8 +52,22 @@ pub fn check_kind(resource: &ResourceType, body: &mut Value) -> Result<(), ApiEr
     }
     if !kind.is_empty() && kind != resource.kind {
         let version = api_version.rsplit('/').next().unwrap_or_default();
+        // A kind the server knows fails in conversion to the path's internal type; another is unknown.
+        let why = match registry.find_kind(&api_version, &kind) {
+            Some(other) if !other.custom && !resource.custom => {
+                let internal = match resource.group.split('.').next() {
+                    Some("") | None => "core",
+                    Some(first) => first,
+                };
+                format!(
+                    "converting ({version}.{kind}) to ({internal}.{}): unknown conversion",
+                    resource.kind
+                )
+            }
+            _ => format!("no kind \"{kind}\" is registered for version \"{expected}\""),
+        };
         return Err(ApiError::bad_request(format!(
-            "{kind} in version \"{version}\" cannot be handled as a {}: no kind \"{kind}\" is registered for version \"{expected}\"",
+            "{kind} in version \"{version}\" cannot be handled as a {}: {why}",
             resource.kind
         )));
     }
