@@ -96,6 +96,22 @@ impl Environment {
         simulate_metrics: bool,
     ) -> anyhow::Result<Self> {
         let cluster = TestCluster::start().await?;
+        let operator_client = cluster.client();
+        Self::start_in(cluster, operator_client, provider, simulate_metrics).await
+    }
+
+    /// Like [`start_with`](Self::start_with), on `cluster`, with the operator talking through
+    /// `operator_client` (e.g. as its ServiceAccount, to prove its RBAC) while the rest of the
+    /// environment keeps the cluster's own client.
+    ///
+    /// # Errors
+    /// When a part cannot start.
+    pub async fn start_in(
+        cluster: TestCluster,
+        operator_client: Client,
+        provider: MeshProvider,
+        simulate_metrics: bool,
+    ) -> anyhow::Result<Self> {
         let client = cluster.client();
         let namespace = cluster.namespace().to_owned();
         let mut background = vec![autopilot_testkit::spawn_deployment_status(client.clone())];
@@ -107,7 +123,7 @@ impl Environment {
 
         // Gateway API routes attach to a Gateway; the demo names one (no Gateway controller runs here).
         let options = RouterOptions::default().with_gateway(GatewayRef::new(&namespace, "public"));
-        let router = router_for(provider, client.clone(), options)?;
+        let router = router_for(provider, operator_client.clone(), options)?;
         let traffic = TrafficSimulator::new(&namespace, 200).with_port(PORT);
         let (exporter, exporter_task) = traffic.serve(([127, 0, 0, 1], 0).into()).await?;
         background.push(exporter_task);
@@ -148,7 +164,7 @@ impl Environment {
             ..OperatorConfig::default()
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let operator = operator(Operator::new(client.clone(), config, handlers()), deps);
+        let operator = operator(Operator::new(operator_client, config, handlers()), deps);
         let operator = tokio::spawn(operator.run_until(async move {
             let _ = stopped.await;
         }));

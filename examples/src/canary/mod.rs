@@ -18,6 +18,8 @@ pub mod webhooks;
 pub mod workloads;
 
 use autopilot::Operator;
+use autopilot::manifests::{Access, OperatorManifests};
+use autopilot_mesh::MeshProvider;
 use k8s_openapi::api::apps::v1::Deployment;
 
 use phases::Deps;
@@ -31,6 +33,35 @@ pub fn operator(operator: Operator<Canary>, deps: Deps) -> Operator<Canary> {
         .with_extension(deps)
         .watches_input::<Deployment, _>(|canary| Some(canary.spec.target_ref.name.clone()))
         .owns::<Deployment>()
+}
+
+/// The manifests that install the canary operator `name` in `namespace` for `provider`: the Canary CRD, and
+/// RBAC for exactly what it touches — Deployments (the target and its primary), the Services in front of
+/// them, the mesh's routing objects, Events and its Lease.
+#[must_use]
+pub fn manifests(
+    name: &str,
+    namespace: &str,
+    image: &str,
+    provider: MeshProvider,
+) -> OperatorManifests {
+    let routing: &[(&str, &str)] = match provider {
+        MeshProvider::Istio => &[
+            ("networking.istio.io", "virtualservices"),
+            ("networking.istio.io", "destinationrules"),
+        ],
+        MeshProvider::Linkerd | MeshProvider::GatewayApi => {
+            &[("gateway.networking.k8s.io", "httproutes")]
+        }
+        MeshProvider::Smi => &[("split.smi-spec.io", "trafficsplits")],
+    };
+    routing.iter().fold(
+        OperatorManifests::new(name, namespace, image)
+            .crd(autopilot::crd::<Canary>())
+            .access(Access::read_write("apps", "deployments"))
+            .access(Access::read_write("", "services")),
+        |manifests, (group, resource)| manifests.access(Access::read_write(*group, *resource)),
+    )
 }
 
 /// An HTTP client for webhooks.
