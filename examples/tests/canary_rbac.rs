@@ -46,25 +46,20 @@ async fn operator_client(cluster: &TestCluster, keep: impl Fn(&Value) -> bool) -
 
     let accounts: Api<ServiceAccount> = Api::default_namespaced(cluster.client());
     let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: Vec::new(),
+        spec: Some(TokenRequestSpec {
             expiration_seconds: Some(3600),
             ..TokenRequestSpec::default()
-        },
+        }),
         ..TokenRequest::default()
     };
     let token: TokenRequest = accounts
-        .create_subresource(
-            "token",
-            &name,
-            &PostParams::default(),
-            serde_json::to_vec(&request).unwrap(),
-        )
+        .create_subresource("token", &name, &PostParams::default(), &request)
         .await
         .unwrap();
     let real = cluster.real().expect("the real backend");
     let mut config = real.config(namespace).unwrap();
-    config.auth_info.token = Some(token.status.unwrap().token.into());
+    let token = token.status.and_then(|s| s.token).expect("a signed token");
+    config.auth_info.token = Some(token.into());
     kube::Client::try_from(config).unwrap()
 }
 
