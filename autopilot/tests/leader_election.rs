@@ -7,7 +7,7 @@ use std::time::Duration;
 use autopilot::leader::{
     LeaderElectionConfig, LeaderElector, LeaderStatus, Leadership, LeaseGuard, run_while_leading,
 };
-use autopilot_testkit::ApiServer;
+use autopilot_testkit::{Backend, TestCluster};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::PostParams;
@@ -16,17 +16,23 @@ use tokio_util::sync::CancellationToken;
 /// Bounds hangs only; the conditions are polled.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-fn config(lease: &str, identity: &str, lease_duration: Duration) -> LeaderElectionConfig {
+/// A Lease in the test's namespace (the tests of a binary share a real server).
+fn config(
+    api: &TestCluster,
+    lease: &str,
+    identity: &str,
+    lease_duration: Duration,
+) -> LeaderElectionConfig {
     LeaderElectionConfig {
         identity: identity.to_owned(),
         lease_duration,
         renew_deadline: lease_duration * 3 / 4,
         retry_period: Duration::from_millis(200),
-        ..LeaderElectionConfig::new(lease, "default")
+        ..LeaderElectionConfig::new(lease, api.namespace())
     }
 }
 
-fn elect(api: &ApiServer, config: LeaderElectionConfig) -> LeaseGuard {
+fn elect(api: &TestCluster, config: LeaderElectionConfig) -> LeaseGuard {
     LeaderElector::new(api.client(), config).unwrap().spawn()
 }
 
@@ -36,8 +42,8 @@ async fn until_leader(leadership: &mut Leadership) {
         .expect("never became leader");
 }
 
-async fn lease(api: &ApiServer, name: &str) -> Lease {
-    Api::<Lease>::namespaced(api.client(), "default")
+async fn lease(api: &TestCluster, name: &str) -> Lease {
+    Api::<Lease>::default_namespaced(api.client())
         .get(name)
         .await
         .unwrap()
@@ -69,12 +75,17 @@ fn watch_for_double_leaders(leaderships: Vec<Leadership>) -> (Arc<AtomicUsize>, 
 
 #[tokio::test]
 async fn of_many_contenders_exactly_one_leads_and_holds_the_lease() {
-    let api = ApiServer::start().await.unwrap();
+    let api = TestCluster::start().await.unwrap();
     let guards: Vec<LeaseGuard> = (0..4)
         .map(|i| {
             elect(
                 &api,
-                config("contended", &format!("replica-{i}"), Duration::from_secs(6)),
+                config(
+                    &api,
+                    "contended",
+                    &format!("replica-{i}"),
+                    Duration::from_secs(6),
+                ),
             )
         })
         .collect();
@@ -109,11 +120,11 @@ async fn of_many_contenders_exactly_one_leads_and_holds_the_lease() {
 
 #[tokio::test]
 async fn a_standby_takes_over_once_a_dropped_leader_lease_expires() {
-    let api = ApiServer::start().await.unwrap();
+    let api = TestCluster::start().await.unwrap();
     let lease_duration = Duration::from_secs(3);
-    let first = elect(&api, config("expiry", "first", lease_duration));
+    let first = elect(&api, config(&api, "expiry", "first", lease_duration));
     until_leader(&mut first.leadership()).await;
-    let second = elect(&api, config("expiry", "second", lease_duration));
+    let second = elect(&api, config(&api, "expiry", "second", lease_duration));
     let (violations, stop) =
         watch_for_double_leaders(vec![first.leadership(), second.leadership()]);
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -151,12 +162,12 @@ async fn a_standby_takes_over_once_a_dropped_leader_lease_expires() {
 
 #[tokio::test]
 async fn release_hands_the_lease_over_without_waiting_for_expiry() {
-    let api = ApiServer::start().await.unwrap();
+    let api = TestCluster::start().await.unwrap();
     // Far longer than the wait below: only a release lets the standby in before it.
     let lease_duration = Duration::from_secs(120);
-    let first = elect(&api, config("handover", "first", lease_duration));
+    let first = elect(&api, config(&api, "handover", "first", lease_duration));
     until_leader(&mut first.leadership()).await;
-    let second = elect(&api, config("handover", "second", lease_duration));
+    let second = elect(&api, config(&api, "handover", "second", lease_duration));
     let mut standby = second.leadership();
     tokio::time::timeout(PATIENCE, async {
         while standby.status() != LeaderStatus::Standby {
@@ -189,13 +200,16 @@ async fn release_hands_the_lease_over_without_waiting_for_expiry() {
 
 #[tokio::test]
 async fn a_leader_steps_down_when_someone_else_holds_the_lease() {
-    let api = ApiServer::start().await.unwrap();
-    let guard = elect(&api, config("usurped", "first", Duration::from_secs(30)));
+    let api = TestCluster::start().await.unwrap();
+    let guard = elect(
+        &api,
+        config(&api, "usurped", "first", Duration::from_secs(30)),
+    );
     let mut leadership = guard.leadership();
     until_leader(&mut leadership).await;
 
     // An administrator (or a replica with a bug) hands the lease to someone else.
-    let leases = Api::<Lease>::namespaced(api.client(), "default");
+    let leases = Api::<Lease>::default_namespaced(api.client());
     let mut taken = leases.get("usurped").await.unwrap();
     taken.spec.as_mut().unwrap().holder_identity = Some("intruder".to_owned());
     leases
@@ -217,15 +231,15 @@ async fn a_leader_steps_down_when_someone_else_holds_the_lease() {
 
 #[tokio::test]
 async fn a_stale_write_loses_to_the_current_resource_version() {
-    let api = ApiServer::start().await.unwrap();
+    let api = TestCluster::start().await.unwrap();
     let mut first = LeaderElector::new(
         api.client(),
-        config("race", "first", Duration::from_secs(30)),
+        config(&api, "race", "first", Duration::from_secs(30)),
     )
     .unwrap();
     let mut second = LeaderElector::new(
         api.client(),
-        config("race", "second", Duration::from_secs(30)),
+        config(&api, "race", "second", Duration::from_secs(30)),
     )
     .unwrap();
     assert!(first.try_lead().await.unwrap());
@@ -238,7 +252,7 @@ async fn a_stale_write_loses_to_the_current_resource_version() {
 
 #[tokio::test]
 async fn work_runs_only_on_the_leader_and_moves_with_the_lease() {
-    let api = ApiServer::start().await.unwrap();
+    let api = TestCluster::start().await.unwrap();
     let running = Arc::new(AtomicUsize::new(0));
     let overlaps = Arc::new(AtomicUsize::new(0));
     let starts = Arc::new(AtomicUsize::new(0));
@@ -246,7 +260,7 @@ async fn work_runs_only_on_the_leader_and_moves_with_the_lease() {
     let mut guards = Vec::new();
     let mut tasks = Vec::new();
     for name in ["first", "second"] {
-        let guard = elect(&api, config("work", name, Duration::from_secs(4)));
+        let guard = elect(&api, config(&api, "work", name, Duration::from_secs(4)));
         let (running, overlaps, starts) = (running.clone(), overlaps.clone(), starts.clone());
         let leadership = guard.leadership();
         let shutdown = shutdown.clone();
@@ -309,18 +323,19 @@ async fn work_runs_only_on_the_leader_and_moves_with_the_lease() {
 
 #[tokio::test]
 async fn a_leader_that_cannot_renew_steps_down_and_leads_again_once_it_can() {
-    let api = ApiServer::start().await.unwrap();
-    let guard = elect(&api, config("flaky", "first", Duration::from_secs(4)));
+    // Faults can be injected only into the in-process server.
+    let api = TestCluster::start_on(Backend::InProcess).await.unwrap();
+    let guard = elect(&api, config(&api, "flaky", "first", Duration::from_secs(4)));
     let mut leadership = guard.leadership();
     until_leader(&mut leadership).await;
 
-    api.faults().fail_next(100_000, 500); // every request fails from now on
+    api.in_process().unwrap().faults().fail_next(100_000, 500); // every request fails from now on
     tokio::time::timeout(PATIENCE, leadership.wait_until_lost())
         .await
         .expect("kept leading without renewing");
     assert_eq!(leadership.status(), LeaderStatus::Standby);
 
-    api.faults().clear();
+    api.in_process().unwrap().faults().clear();
     until_leader(&mut leadership).await;
     assert!(guard.release().await.unwrap());
 }

@@ -12,11 +12,11 @@ use autopilot::config::OperatorConfig;
 use autopilot::leader::LeaderElectionConfig;
 use autopilot::observability::{Health, Metrics, Readiness};
 use autopilot::shutdown::{OperatorProcess, ProcessError};
-use autopilot_testkit::ApiServer;
+use autopilot_testkit::TestCluster;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use observability_support::drill::{
-    Drill, DrillSpec, Journal, Recorder, create, eventually, install, phase,
+    Drill, DrillSpec, Journal, Recorder, create, eventually, install_on, phase,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -29,7 +29,7 @@ struct Replica {
 }
 
 fn start(
-    api: &ApiServer,
+    api: &TestCluster,
     name: &'static str,
     recorder: &Recorder,
     shutdown: &CancellationToken,
@@ -38,8 +38,12 @@ fn start(
         instance: name.to_owned(),
         ..recorder.clone()
     };
-    let operator =
-        Operator::<Drill>::new(api.client(), OperatorConfig::default(), recorder.handlers());
+    // Each test keeps to its namespace: the tests of a binary share a real server.
+    let config = OperatorConfig {
+        watch_namespace: Some(api.namespace().to_owned()),
+        ..OperatorConfig::default()
+    };
+    let operator = Operator::<Drill>::new(api.client(), config, recorder.handlers());
     let process = OperatorProcess {
         metrics_address: None,
         leader_election: Some(LeaderElectionConfig {
@@ -48,7 +52,7 @@ fn start(
             lease_duration: Duration::from_secs(4),
             renew_deadline: Duration::from_secs(3),
             retry_period: Duration::from_millis(200),
-            ..LeaderElectionConfig::new("drill-operator", "default")
+            ..LeaderElectionConfig::new("drill-operator", api.namespace())
         }),
         grace_period: Duration::from_secs(5),
     };
@@ -73,8 +77,8 @@ fn instances(runs: &[observability_support::drill::Run]) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn only_the_leader_runs_handlers_and_a_standby_takes_over_when_it_dies() {
-    let api = ApiServer::start().await.unwrap();
-    let drills = install(&api.client()).await;
+    let api = TestCluster::start().await.unwrap();
+    let drills = install_on(&api).await;
     let journal = Journal::default();
     let recorder = Recorder::new("", &journal);
     recorder.go.store(false, Ordering::SeqCst); // keep the Drills Working until the test lets go
@@ -106,7 +110,7 @@ async fn only_the_leader_runs_handlers_and_a_standby_takes_over_when_it_dies() {
     let leaders = instances(&before);
     assert_eq!(leaders.len(), 1, "handlers ran on {leaders:?}");
     let leader = leaders.into_iter().next().unwrap();
-    let leases = Api::<Lease>::namespaced(api.client(), "default");
+    let leases = Api::<Lease>::default_namespaced(api.client());
     let holder = leases
         .get("drill-operator")
         .await
@@ -189,8 +193,8 @@ async fn only_the_leader_runs_handlers_and_a_standby_takes_over_when_it_dies() {
 
 #[tokio::test]
 async fn a_replica_that_loses_the_lease_stops_its_handlers_and_exits() {
-    let api = ApiServer::start().await.unwrap();
-    let drills = install(&api.client()).await;
+    let api = TestCluster::start().await.unwrap();
+    let drills = install_on(&api).await;
     let journal = Journal::default();
     let recorder = Recorder::new("", &journal);
     recorder.go.store(false, Ordering::SeqCst);
@@ -211,7 +215,7 @@ async fn a_replica_that_loses_the_lease_stops_its_handlers_and_exits() {
     .await;
 
     // Someone else takes the Lease (an administrator, or a replica that judged it expired).
-    let leases = Api::<Lease>::namespaced(api.client(), "default");
+    let leases = Api::<Lease>::default_namespaced(api.client());
     let mut lease = leases.get("drill-operator").await.unwrap();
     lease.spec.as_mut().unwrap().holder_identity = Some("intruder".to_owned());
     leases

@@ -10,13 +10,13 @@ use observability_support::{Server, get};
 
 #[tokio::test]
 async fn with_leader_election_a_standby_is_ready_and_a_leader_waits_for_sync() {
-    let api = autopilot_testkit::ApiServer::start().await.unwrap();
+    let api = autopilot_testkit::TestCluster::start().await.unwrap();
     let config = |identity: &str| LeaderElectionConfig {
         identity: identity.to_owned(),
         lease_duration: Duration::from_secs(3),
         renew_deadline: Duration::from_secs(2),
         retry_period: Duration::from_millis(200),
-        ..LeaderElectionConfig::new("ready-lock", "default")
+        ..LeaderElectionConfig::new("ready-lock", api.namespace())
     };
     let leader = LeaderElector::new(api.client(), config("first"))
         .unwrap()

@@ -193,6 +193,12 @@ impl Phase<Drill> for Working {
 }
 
 /// Installs the Drill CRD and returns the Drills of `default`.
+/// Installs the Drill CRD on a test cluster; the Drills of the test's namespace.
+pub async fn install_on(cluster: &autopilot_testkit::TestCluster) -> Api<Drill> {
+    cluster.install::<Drill>().await.unwrap();
+    Api::default_namespaced(cluster.client())
+}
+
 pub async fn install(client: &Client) -> Api<Drill> {
     let crds = Api::<CustomResourceDefinition>::all(client.clone());
     crds.create(&PostParams::default(), &autopilot::crd::<Drill>())
