@@ -22,6 +22,10 @@
 //!
 //! Fault injection ([`Faults`]) fails requests, adds latency, cuts watches and compacts history;
 //! [`ApiServer::restart`] stops and restarts the listener with the state kept.
+//!
+//! End-to-end tests that should also run on a real cluster take a [`TestCluster`] instead: the same
+//! test on this server (the default) or, with `AUTOPILOT_TEST_APISERVER=real`, on a real kube-apiserver
+//! and etcd ([`real::RealApiServer`]), each test in a namespace of its own.
 
 pub mod apply;
 mod cluster;
