@@ -9,18 +9,18 @@ use autopilot::Operator;
 use autopilot::config::OperatorConfig;
 use autopilot::observability::{Health, LogConfig, LogFormat, Metrics, subscriber};
 use autopilot::shutdown::OperatorProcess;
-use autopilot_testkit::ApiServer;
+use autopilot_testkit::{Backend, TestCluster};
 use observability_support::drill::{
-    Drill, DrillSpec, Journal, Recorder, create, eventually, install, phase,
+    Drill, DrillSpec, Journal, Recorder, create, eventually, install_on, phase,
 };
 use observability_support::{Server, assert_sample, get, sum};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn metrics_count_what_the_handlers_did_and_readyz_follows_the_cache() {
-    let api = ApiServer::start().await.unwrap();
+    let api = TestCluster::start().await.unwrap();
     let client = api.client();
-    let drills = install(&client).await;
+    let drills = install_on(&api).await;
     let (metrics, health) = (Metrics::new(), Health::new());
     let server = Server::start(metrics.clone(), health.clone()).await;
     assert_eq!(
@@ -32,7 +32,11 @@ async fn metrics_count_what_the_handlers_did_and_readyz_follows_the_cache() {
     let journal = Journal::default();
     let operator = Operator::<Drill>::new(
         client.clone(),
-        OperatorConfig::default(),
+        // The test's namespace only: the tests of a binary share a real server.
+        OperatorConfig {
+            watch_namespace: Some(api.namespace().to_owned()),
+            ..OperatorConfig::default()
+        },
         Recorder::new("only", &journal).handlers(),
     );
     let process = OperatorProcess {
@@ -178,11 +182,15 @@ async fn a_running_operator_logs_handler_lines_inside_the_reconcile_span() {
     let _default =
         tracing::subscriber::set_default(subscriber(&config, move || writer.clone()).unwrap());
 
-    let api = ApiServer::start().await.unwrap();
-    let drills = install(&api.client()).await;
+    let api = TestCluster::start().await.unwrap();
+    let drills = install_on(&api).await;
     let operator = Operator::<Drill>::new(
         api.client(),
-        OperatorConfig::default(),
+        // The test's namespace only: the tests of a binary share a real server.
+        OperatorConfig {
+            watch_namespace: Some(api.namespace().to_owned()),
+            ..OperatorConfig::default()
+        },
         Recorder::new("only", &Journal::default()).handlers(),
     );
     let process = OperatorProcess {
@@ -223,20 +231,25 @@ async fn a_running_operator_logs_handler_lines_inside_the_reconcile_span() {
     let span = &working[0]["span"];
     assert_eq!(span["name"], "reconcile");
     assert_eq!(span["kind"], "Drill");
-    assert_eq!(span["object"], "default/logged");
+    assert_eq!(span["object"], format!("{}/logged", api.namespace()));
     assert_eq!(span["generation"], 1);
     assert_eq!(span["phase"], "Working");
 }
 
 #[tokio::test]
 async fn readyz_stays_unready_while_the_first_list_fails() {
-    let api = ApiServer::start().await.unwrap();
-    install(&api.client()).await;
+    // Faults can be injected only into the in-process server.
+    let api = TestCluster::start_on(Backend::InProcess).await.unwrap();
+    install_on(&api).await;
     let (metrics, health) = (Metrics::new(), Health::new());
     let server = Server::start(metrics.clone(), health.clone()).await;
     let operator = Operator::<Drill>::new(
         api.client(),
-        OperatorConfig::default(),
+        // The test's namespace only: the tests of a binary share a real server.
+        OperatorConfig {
+            watch_namespace: Some(api.namespace().to_owned()),
+            ..OperatorConfig::default()
+        },
         Recorder::new("only", &Journal::default()).handlers(),
     );
     let process = OperatorProcess {
@@ -245,7 +258,7 @@ async fn readyz_stays_unready_while_the_first_list_fails() {
         grace_period: Duration::from_secs(10),
     };
     // Only the operator talks to the API server from here on: its first lists get these errors.
-    api.faults().fail_next(3, 500);
+    api.in_process().unwrap().faults().fail_next(3, 500);
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(operator.run_process(process, metrics, health, shutdown.clone()));
 
@@ -254,7 +267,10 @@ async fn readyz_stays_unready_while_the_first_list_fails() {
     loop {
         let status = get(&server.url("/readyz")).await.0;
         // Failures are used up in order, so while some are left no list has succeeded yet.
-        answers.push((status, api.faults().pending_failures()));
+        answers.push((
+            status,
+            api.in_process().unwrap().faults().pending_failures(),
+        ));
         if status == 200 {
             break;
         }
