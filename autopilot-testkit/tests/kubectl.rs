@@ -132,19 +132,17 @@ impl Kubectl {
     }
 }
 
-/// Whether kubectl can run here; says why a test is skipped when not.
-fn kubectl_installed() -> bool {
-    let installed = Command::new("kubectl")
+/// Fails the test, saying what to install, when kubectl cannot run here: a test never passes by skipping.
+fn require_kubectl() {
+    let runs = Command::new("kubectl")
         .arg("version")
         .arg("--client")
         .output()
         .is_ok();
-    if !installed {
-        println!(
-            "SKIPPED: kubectl is not on PATH (CI installs it; install kubernetes-client to run this test)"
-        );
-    }
-    installed
+    assert!(
+        runs,
+        "kubectl is not on PATH: install it (apt-get install kubernetes-client; scripts/test does)"
+    );
 }
 
 /// A fresh server binary and a kubectl talking to it, with their files under `dir`.
@@ -160,9 +158,7 @@ fn kubectl_against_binary(dir: &Path) -> (Server, Kubectl) {
 
 #[test]
 fn kubectl_manages_custom_resources_against_the_binary() {
-    if !kubectl_installed() {
-        return;
-    }
+    require_kubectl();
     let dir = tempfile::tempdir().unwrap();
     let (_server, kubectl) = kubectl_against_binary(dir.path());
 
@@ -260,9 +256,7 @@ fn kubectl_applies_an_operators_install_manifests() {
     use autopilot::manifests::{Access, OperatorManifests};
     use kube::CustomResourceExt;
 
-    if !kubectl_installed() {
-        return;
-    }
+    require_kubectl();
     let dir = tempfile::tempdir().unwrap();
     let (_server, kubectl) = kubectl_against_binary(dir.path());
     let manifests =
@@ -335,9 +329,7 @@ spec:
 
 #[test]
 fn kubectl_validation_refuses_or_drops_unknown_fields() {
-    if !kubectl_installed() {
-        return;
-    }
+    require_kubectl();
     let dir = tempfile::tempdir().unwrap();
     let (_server, kubectl) = kubectl_against_binary(dir.path());
     let typo = DEPLOYMENT.replace("replicas: 1", "replicas: 1\n  replica: 2");
@@ -383,9 +375,7 @@ fn kubectl_validation_refuses_or_drops_unknown_fields() {
 
 #[test]
 fn kubectl_creates_typed_objects() {
-    if !kubectl_installed() {
-        return;
-    }
+    require_kubectl();
     let dir = tempfile::tempdir().unwrap();
     let (_server, kubectl) = kubectl_against_binary(dir.path());
     let created = [

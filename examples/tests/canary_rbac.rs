@@ -67,8 +67,8 @@ async fn operator_client(cluster: &TestCluster, keep: impl Fn(&Value) -> bool) -
 async fn environment(keep: impl Fn(&Value) -> bool) -> Environment {
     let cluster = TestCluster::start_on(Backend::Real).await.unwrap();
     let client = operator_client(&cluster, keep).await;
-    let simulate = !autopilot_testkit::prometheus::PrometheusServer::is_installed();
-    Environment::start_in(cluster, client, MeshProvider::Istio, simulate)
+    // A real Prometheus: starting fails, naming the missing program, where none is installed.
+    Environment::start_in(cluster, client, MeshProvider::Istio, false)
         .await
         .unwrap()
 }
@@ -132,6 +132,8 @@ async fn without_the_rule_for_services_the_operator_says_it_is_forbidden() {
         .create(&PostParams::default(), &demo_canary(INTERVAL).unwrap())
         .await
         .unwrap();
+    // Bounded by TIMEOUT so a missing condition fails the test instead of hanging it.
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
     let message = loop {
         let canary = env.canaries().get(APP).await.unwrap();
         let degraded = canary.status.as_ref().and_then(|s| {
@@ -143,6 +145,11 @@ async fn without_the_rule_for_services_the_operator_says_it_is_forbidden() {
         if let Some(message) = degraded {
             break message;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the operator never reported Degraded: {:?}",
+            canary.status
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(message.contains("forbidden"), "{message}");
