@@ -16,6 +16,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 use kube::core::crd::merge_crds;
+use serde_json::{Value, json};
 
 use crate::resources::{gateway, istio, smi};
 
@@ -31,70 +32,75 @@ pub fn all() -> Vec<CustomResourceDefinition> {
 
 /// The defaults upstream's HTTPRoute schema gives the fields the router writes, by path (`[]` steps
 /// into list items). A cluster stores routes with them filled in, so ours fills in the same.
-const HTTP_ROUTE_DEFAULTS: &[(&[&str], &str)] = &[
-    (
-        &["spec", "parentRefs", "[]", "group"],
-        r#""gateway.networking.k8s.io""#,
-    ),
-    (&["spec", "parentRefs", "[]", "kind"], r#""Gateway""#),
-    (
-        &["spec", "rules"],
-        r#"[{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}]"#,
-    ),
-    (
-        &["spec", "rules", "[]", "backendRefs", "[]", "group"],
-        r#""""#,
-    ),
-    (
-        &["spec", "rules", "[]", "backendRefs", "[]", "kind"],
-        r#""Service""#,
-    ),
-    (&["spec", "rules", "[]", "backendRefs", "[]", "weight"], "1"),
-    (
-        &["spec", "rules", "[]", "matches"],
-        r#"[{"path": {"type": "PathPrefix", "value": "/"}}]"#,
-    ),
-    (
-        &["spec", "rules", "[]", "matches", "[]", "path"],
-        r#"{"type": "PathPrefix", "value": "/"}"#,
-    ),
-    (
-        &["spec", "rules", "[]", "matches", "[]", "path", "type"],
-        r#""PathPrefix""#,
-    ),
-    (
-        &["spec", "rules", "[]", "matches", "[]", "path", "value"],
-        r#""/""#,
-    ),
-    (
-        &[
-            "spec", "rules", "[]", "matches", "[]", "headers", "[]", "type",
-        ],
-        r#""Exact""#,
-    ),
-];
+fn http_route_defaults() -> Vec<(&'static [&'static str], Value)> {
+    let any_path = json!({"type": "PathPrefix", "value": "/"});
+    vec![
+        (
+            &["spec", "parentRefs", "[]", "group"],
+            json!("gateway.networking.k8s.io"),
+        ),
+        (&["spec", "parentRefs", "[]", "kind"], json!("Gateway")),
+        (
+            &["spec", "rules"],
+            json!([{"matches": [{"path": any_path}]}]),
+        ),
+        (
+            &["spec", "rules", "[]", "backendRefs", "[]", "group"],
+            json!(""),
+        ),
+        (
+            &["spec", "rules", "[]", "backendRefs", "[]", "kind"],
+            json!("Service"),
+        ),
+        (
+            &["spec", "rules", "[]", "backendRefs", "[]", "weight"],
+            json!(1),
+        ),
+        (
+            &["spec", "rules", "[]", "matches"],
+            json!([{"path": any_path}]),
+        ),
+        (&["spec", "rules", "[]", "matches", "[]", "path"], any_path),
+        (
+            &["spec", "rules", "[]", "matches", "[]", "path", "type"],
+            json!("PathPrefix"),
+        ),
+        (
+            &["spec", "rules", "[]", "matches", "[]", "path", "value"],
+            json!("/"),
+        ),
+        (
+            &[
+                "spec", "rules", "[]", "matches", "[]", "headers", "[]", "type",
+            ],
+            json!("Exact"),
+        ),
+    ]
+}
 
 /// The schema of a RequestMirror filter's settings, whose backend reference upstream defaults as it
 /// does the rule's own (the rest of the filter is kept as written).
-const REQUEST_MIRROR_SCHEMA: &str = r#"{
-    "type": "object",
-    "x-kubernetes-preserve-unknown-fields": true,
-    "properties": {
-        "backendRef": {
-            "type": "object",
-            "x-kubernetes-preserve-unknown-fields": true,
-            "properties": {
-                "group": {"type": "string", "default": ""},
-                "kind": {"type": "string", "default": "Service"}
+fn request_mirror_schema() -> Value {
+    json!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+        "properties": {
+            "backendRef": {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": true,
+                "properties": {
+                    "group": {"type": "string", "default": ""},
+                    "kind": {"type": "string", "default": "Service"}
+                }
+            },
+            "fraction": {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": true,
+                "properties": {"denominator": {"type": "integer", "format": "int32", "default": 100}}
             }
-        },
-        "fraction": {
-            "type": "object",
-            "x-kubernetes-preserve-unknown-fields": true,
-            "properties": {"denominator": {"type": "integer", "format": "int32", "default": 100}}
         }
-    }
-}"#;
+    })
+}
 
 /// The schema node at `path` (object properties by name, `[]` for list items).
 fn node_at<'a>(schema: &'a mut JSONSchemaProps, path: &[&str]) -> Option<&'a mut JSONSchemaProps> {
@@ -119,15 +125,14 @@ pub fn http_route() -> CustomResourceDefinition {
             .as_mut()
             .and_then(|s| s.open_api_v3_schema.as_mut());
         let Some(schema) = schema else { continue };
-        for (path, default) in HTTP_ROUTE_DEFAULTS {
-            if let (Some(node), Ok(default)) =
-                (node_at(schema, path), serde_json::from_str(default))
-            {
+        for (path, default) in http_route_defaults() {
+            if let Some(node) = node_at(schema, path) {
                 node.default = Some(JSON(default));
             }
         }
         let filters = node_at(schema, &["spec", "rules", "[]", "filters", "[]"]);
-        if let (Some(filters), Ok(mirror)) = (filters, serde_json::from_str(REQUEST_MIRROR_SCHEMA))
+        if let (Some(filters), Ok(mirror)) =
+            (filters, serde_json::from_value(request_mirror_schema()))
         {
             filters
                 .properties

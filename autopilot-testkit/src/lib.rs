@@ -42,6 +42,7 @@ mod http;
 mod meta;
 mod openapi;
 mod past;
+mod programs;
 pub mod prometheus;
 pub mod protobuf;
 pub mod real;

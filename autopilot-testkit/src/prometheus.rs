@@ -19,7 +19,7 @@
 //! ```
 
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -27,6 +27,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
+
+use crate::programs::{free_loopback_port, log_tail};
 
 /// Why a Prometheus server could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -279,7 +281,7 @@ impl PrometheusServer {
         }
         Err(PrometheusError::NotReady {
             waited: timeout,
-            log: log_tail(&self.log_path),
+            log: log_tail(&self.log_path, 2000),
         })
     }
 
@@ -287,10 +289,6 @@ impl PrometheusServer {
         let _ = self.child.kill().await;
         self.workdir
     }
-}
-
-fn free_loopback_port() -> std::io::Result<SocketAddr> {
-    TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
 
 fn which(binary: &str) -> Option<PathBuf> {
@@ -302,12 +300,6 @@ fn which(binary: &str) -> Option<PathBuf> {
             .map(|dir| dir.join(binary))
             .find(|path| path.is_file())
     })
-}
-
-fn log_tail(path: &Path) -> String {
-    let log = std::fs::read_to_string(path).unwrap_or_default();
-    let start = log.len().saturating_sub(2000);
-    log.get(start..).unwrap_or_default().to_owned()
 }
 
 /// The status code of a bare HTTP/1.0 GET, or `None` when nothing answers.

@@ -22,13 +22,14 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use kube::config::Kubeconfig;
+
+use crate::programs::{free_loopback_port, log_tail};
 
 /// The environment variable naming the folder with the server programs (envtest's convention).
 pub const ASSETS_VARIABLE: &str = "KUBEBUILDER_ASSETS";
@@ -140,7 +141,6 @@ impl Binaries {
 /// A running etcd + kube-apiserver pair; stopped, with its data, when dropped.
 pub struct RealApiServer {
     url: String,
-    kubeconfig: Kubeconfig,
     ca_pem: String,
     admin_token: String,
     dir: PathBuf,
@@ -207,10 +207,6 @@ impl Credentials {
     }
 }
 
-fn free_loopback_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// Quotes `value` for a POSIX shell.
 fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
@@ -259,10 +255,10 @@ impl RealApiServer {
             ),
         )?;
 
-        let etcd_port = free_loopback_port()?;
-        let port = free_loopback_port()?;
+        let etcd_port = free_loopback_port()?.port();
+        let port = free_loopback_port()?.port();
         let url = format!("https://127.0.0.1:{port}");
-        let kubeconfig = admin_kubeconfig(&url, &credentials);
+        let kubeconfig = admin_kubeconfig(&url, &credentials.ca_pem, &credentials.admin_token);
         let kubeconfig_file = file(
             "admin.kubeconfig",
             &serde_json::to_string(&kubeconfig).unwrap_or_default(),
@@ -321,9 +317,6 @@ impl RealApiServer {
                 "--leader-elect=false".to_owned(),
                 "--bind-address=127.0.0.1".to_owned(),
                 "--secure-port=0".to_owned(),
-                // Deleted namespaces and dependents go away within a second or two, as tests expect.
-                "--concurrent-gc-syncs=4".to_owned(),
-                "--namespace-sync-period=1m".to_owned(),
             ];
             let _ = writeln!(
                 script,
@@ -355,7 +348,6 @@ impl RealApiServer {
         let stdin = supervisor.stdin.take();
         let mut server = RealApiServer {
             url,
-            kubeconfig,
             ca_pem: credentials.ca_pem,
             admin_token: credentials.admin_token,
             dir,
@@ -403,7 +395,7 @@ impl RealApiServer {
             waited: READY_TIMEOUT,
             log: ["kube-apiserver.log", "etcd.log"]
                 .iter()
-                .map(|name| format!("== {name}\n{}", log_tail(&self.dir.join(name))))
+                .map(|name| format!("== {name}\n{}", log_tail(&self.dir.join(name), 3000)))
                 .collect::<Vec<_>>()
                 .join("\n"),
         })
@@ -417,8 +409,8 @@ impl RealApiServer {
 
     /// The admin kubeconfig (a bearer token in `system:masters`, the server's CA).
     #[must_use]
-    pub fn kubeconfig(&self) -> &Kubeconfig {
-        &self.kubeconfig
+    pub fn kubeconfig(&self) -> Kubeconfig {
+        admin_kubeconfig(&self.url, &self.ca_pem, &self.admin_token)
     }
 
     /// The admin's client configuration, with `namespace` as the default namespace.
@@ -478,14 +470,14 @@ impl Drop for RealApiServer {
     }
 }
 
-fn admin_kubeconfig(url: &str, credentials: &Credentials) -> Kubeconfig {
+fn admin_kubeconfig(url: &str, ca_pem: &str, token: &str) -> Kubeconfig {
     let name = "autopilot-testkit-real";
-    let ca = base64::engine::general_purpose::STANDARD.encode(&credentials.ca_pem);
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     let document = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{ "name": name, "cluster": { "server": url, "certificate-authority-data": ca } }],
-        "users": [{ "name": "admin", "user": { "token": credentials.admin_token } }],
+        "users": [{ "name": "admin", "user": { "token": token } }],
         "contexts": [{ "name": name, "context": { "cluster": name, "user": "admin", "namespace": "default" } }],
         "current-context": name,
     });
@@ -503,15 +495,6 @@ fn pem_der(pem: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(body)
         .unwrap_or_default()
-}
-
-fn log_tail(path: &Path) -> String {
-    let log = std::fs::read_to_string(path).unwrap_or_default();
-    let start = log.len().saturating_sub(3000);
-    let start = (start..log.len())
-        .find(|&i| log.is_char_boundary(i))
-        .unwrap_or(log.len());
-    log.get(start..).unwrap_or_default().to_owned()
 }
 
 #[cfg(test)]

@@ -20,6 +20,16 @@ pub(crate) mod field {
         FieldError::new(field, FieldErrorKind::Invalid, Some(value), detail)
     }
 
+    /// `<field>: Invalid value: <literal>: detail`, for a value Go prints as a typed literal
+    /// (`[]string{"/x"}`, a struct, `map[string]string{...}`).
+    pub fn invalid_literal(field: &str, literal: &str, detail: &str) -> FieldError {
+        FieldError {
+            field: field.to_string(),
+            kind: FieldErrorKind::Invalid,
+            message: format!("{}: {literal}: {detail}", FieldErrorKind::Invalid.as_str()),
+        }
+    }
+
     /// `<field>: Forbidden: detail`.
     pub fn forbidden(field: &str, detail: &str) -> FieldError {
         FieldError::new(field, FieldErrorKind::Forbidden, None, detail)

@@ -199,26 +199,21 @@ impl TestCluster {
     /// When the server does not start or the namespace cannot be made.
     pub async fn start_on(backend: Backend) -> Result<TestCluster, ClusterError> {
         let namespace = format!("test-{}", random_suffix());
-        let (config, in_process, real) = match backend {
+        let (config, mut kubeconfig, in_process, real) = match backend {
             Backend::InProcess => {
                 let server = ApiServer::start().await?;
                 let mut config =
                     kube::Config::new(server.url().parse().map_err(crate::server::Error::from)?);
                 config.default_namespace.clone_from(&namespace);
-                (config, Some(server), None)
+                (config, server.kubeconfig(), Some(server), None)
             }
             Backend::Real => {
                 let server = shared_real().await?;
                 let config = server
                     .config(&namespace)
                     .map_err(|error| ClusterError::Real(Arc::new(error)))?;
-                (config, None, Some(server))
+                (config, server.kubeconfig(), None, Some(server))
             }
-        };
-        let mut kubeconfig = match (&in_process, &real) {
-            (Some(server), _) => server.kubeconfig(),
-            (None, Some(server)) => server.kubeconfig().clone(),
-            (None, None) => Kubeconfig::default(),
         };
         for context in &mut kubeconfig.contexts {
             if let Some(context) = context.context.as_mut() {

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::names::{dns1123_subdomain, path_segment};
 use super::{FieldError, FieldErrorKind, go_quote};
+use crate::status::field::{invalid_literal, required};
 
 /// The RBAC API group.
 pub const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
@@ -30,10 +31,6 @@ fn entries<'a>(value: &'a Value, key: &str) -> &'a [Value] {
         .map_or(&[], Vec::as_slice)
 }
 
-fn required(field: &str, detail: &str) -> FieldError {
-    FieldError::new(field, FieldErrorKind::Required, None, detail)
-}
-
 fn not_supported(field: &str, value: &str, supported: &[&str]) -> FieldError {
     let supported: Vec<String> = supported.iter().map(|s| go_quote(s)).collect();
     FieldError::new(
@@ -42,15 +39,6 @@ fn not_supported(field: &str, value: &str, supported: &[&str]) -> FieldError {
         Some(&Value::from(value)),
         &format!("supported values: {}", supported.join(", ")),
     )
-}
-
-/// An `Invalid value` error whose value Go prints as a typed literal (`[]string{"/x"}`, a struct).
-fn invalid_literal(field: &str, literal: &str, detail: &str) -> FieldError {
-    FieldError {
-        field: field.to_string(),
-        kind: FieldErrorKind::Invalid,
-        message: format!("{}: {literal}: {detail}", FieldErrorKind::Invalid.as_str()),
-    }
 }
 
 fn invalid(field: &str, value: &str, detail: &str) -> FieldError {

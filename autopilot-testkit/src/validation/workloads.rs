@@ -6,22 +6,15 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{FieldError, FieldErrorKind, go_quote};
+use super::{FieldError, go_quote};
 use crate::selector::LabelSelector;
+use crate::status::field::invalid_literal;
 
 /// The workload kinds of the `apps` group these checks apply to.
 pub const WORKLOAD_KINDS: [&str; 4] = ["Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"];
 
 fn required(field: &str) -> FieldError {
-    FieldError::new(field, FieldErrorKind::Required, None, "")
-}
-
-fn invalid_literal(field: &str, literal: &str, detail: &str) -> FieldError {
-    FieldError {
-        field: field.to_owned(),
-        kind: FieldErrorKind::Invalid,
-        message: format!("{}: {literal}: {detail}", FieldErrorKind::Invalid.as_str()),
-    }
+    crate::status::field::required(field, "")
 }
 
 /// Go's `%#v` of a `map[string]string`, as the server prints template labels.
